@@ -1,0 +1,1 @@
+"""Identities, passwords, tokens, memberships, roles and permissions."""

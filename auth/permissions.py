@@ -1,0 +1,92 @@
+"""Permissions and the built-in roles, as data: the one place API.md's role table lives in code."""
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    TICKETS_READ = "tickets.read"
+    TICKETS_CREATE = "tickets.create"
+    TICKETS_UPDATE = "tickets.update"
+    TICKETS_ASSIGN = "tickets.assign"
+    TICKETS_DELETE = "tickets.delete"
+    COMMENTS_CREATE = "comments.create"
+    CUSTOMERS_READ = "customers.read"
+    CUSTOMERS_WRITE = "customers.write"
+    MEMBERS_MANAGE = "members.manage"
+    ROLES_MANAGE = "roles.manage"
+    WEBHOOKS_MANAGE = "webhooks.manage"
+    AUDIT_READ = "audit.read"
+    AUDIT_EXPORT = "audit.export"
+    AUDIT_VERIFY = "audit.verify"
+    GDPR_EXPORT = "gdpr.export"
+    GDPR_ERASE = "gdpr.erase"
+    RETENTION_READ = "retention.read"
+    RETENTION_MANAGE = "retention.manage"
+    RETENTION_RUN = "retention.run"
+
+
+class TicketScope(StrEnum):
+    ALL = "all"
+    ASSIGNED = "assigned"
+    OWN = "own"  # a customer's own requests
+
+
+P = Permission
+
+BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
+    "admin": frozenset(
+        {
+            P.TICKETS_READ,
+            P.TICKETS_CREATE,
+            P.TICKETS_UPDATE,
+            P.TICKETS_ASSIGN,
+            P.TICKETS_DELETE,
+            P.COMMENTS_CREATE,
+            P.CUSTOMERS_READ,
+            P.CUSTOMERS_WRITE,
+            P.MEMBERS_MANAGE,
+            P.ROLES_MANAGE,
+            P.WEBHOOKS_MANAGE,
+            P.AUDIT_READ,
+            P.AUDIT_EXPORT,
+            P.AUDIT_VERIFY,
+            P.RETENTION_READ,
+        }
+    ),
+    "agent": frozenset(
+        {
+            P.TICKETS_READ,
+            P.TICKETS_CREATE,
+            P.TICKETS_UPDATE,
+            P.TICKETS_ASSIGN,
+            P.COMMENTS_CREATE,
+            P.CUSTOMERS_READ,
+            P.CUSTOMERS_WRITE,
+        }
+    ),
+    # A viewer's comments.create is for internal notes only; the comment service enforces that.
+    "viewer": frozenset({P.TICKETS_READ, P.COMMENTS_CREATE, P.CUSTOMERS_READ}),
+    "compliance": frozenset(
+        {
+            P.CUSTOMERS_READ,
+            P.AUDIT_READ,
+            P.AUDIT_EXPORT,
+            P.AUDIT_VERIFY,
+            P.GDPR_EXPORT,
+            P.GDPR_ERASE,
+            P.RETENTION_READ,
+            P.RETENTION_MANAGE,
+            P.RETENTION_RUN,
+        }
+    ),
+    # A customer's ticket and comment permissions reach only their own tickets (TicketScope.OWN).
+    "customer": frozenset({P.TICKETS_READ, P.TICKETS_CREATE, P.COMMENTS_CREATE}),
+}
+
+BUILTIN_TICKET_SCOPES: dict[str, TicketScope] = {
+    "admin": TicketScope.ALL,
+    "agent": TicketScope.ALL,
+    "viewer": TicketScope.ALL,
+    "compliance": TicketScope.ALL,
+    "customer": TicketScope.OWN,
+}

@@ -1,0 +1,31 @@
+"""The application factory."""
+
+import logging
+
+from fastapi import FastAPI
+
+from helpdesk.errors import install_error_handlers
+from helpdesk.health import router as health_router
+from helpdesk.middleware import RequestContextMiddleware
+from helpdesk.runtime import Runtime
+from helpdesk.signin.routes import router as signin_router
+from helpdesk.tickets.routes import router as tickets_router
+from helpdesk.workspaces.routes import router as workspaces_router
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    logging.getLogger("helpdesk").setLevel(logging.INFO)
+    app = FastAPI(
+        title="Helpdesk",
+        version="1",
+        description="Multi-tenant customer-support ticketing. See API.md for the contract.",
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    for router in (signin_router, workspaces_router, tickets_router):
+        app.include_router(router, prefix=API_PREFIX)
+    return app

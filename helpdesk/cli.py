@@ -1,0 +1,246 @@
+"""The `helpdesk` command: serve, migrate, database URL, workspaces, operators, demo."""
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from helpdesk.core.db import transaction
+from helpdesk.core.errors import AppError
+from helpdesk.core.settings import ConfigurationError, get_settings
+from helpdesk.database import open_database
+from helpdesk.migrate import upgrade_public
+from helpdesk.runtime import Runtime
+
+app = typer.Typer(no_args_is_help=True, help="Helpdesk: multi-tenant support ticketing.")
+db_app = typer.Typer(no_args_is_help=True, help="Database helpers.")
+tenants_app = typer.Typer(no_args_is_help=True, help="Manage workspaces.")
+operators_app = typer.Typer(no_args_is_help=True, help="Manage platform operators.")
+app.add_typer(db_app, name="db")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(operators_app, name="operators")
+
+out = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    settings = get_settings()
+    try:
+        database = open_database(settings)
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    runtime = Runtime.connect(settings, database.url)
+    try:
+        yield runtime
+    finally:
+        runtime.engine.dispose()
+        database.close()
+
+
+def _migrate_all(runtime: Runtime, concurrency: int, slugs: list[str] | None = None) -> bool:
+    from tenants.migrations import migrate_tenants
+
+    upgrade_public(runtime.engine)
+    failures = []
+    with Progress(console=err, transient=False) as progress:
+        task = progress.add_task("tenant schemas", total=None)
+
+        def on_plan(total: int) -> None:
+            progress.update(task, total=total)
+
+        def on_result(result: object) -> None:
+            progress.advance(task)
+
+        results = migrate_tenants(
+            runtime.engine, slugs=slugs, concurrency=concurrency, on_plan=on_plan, on_result=on_result
+        )
+    for result in results:
+        if not result.ok:
+            failures.append(result)
+            err.print(
+                f"[red]failed[/] {result.slug}: revision {result.failed_revision}: {result.error}"
+            )
+    upgraded = sum(1 for r in results if r.ok)
+    err.print(f"migrated public; {upgraded} tenant schema(s) upgraded, {len(failures)} failed")
+    return not failures
+
+
+@app.command()
+def serve(
+    demo: Annotated[bool, typer.Option(help="Seed a demo workspace and print its logins.")] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the API (an embedded PostgreSQL too, when DATABASE_URL is unset)."""
+    import uvicorn
+
+    from helpdesk.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with _runtime() as runtime:
+        if not _migrate_all(runtime, concurrency=4):
+            err.print("[yellow]warning:[/] some tenant schemas are behind; see above")
+        if demo:
+            from helpdesk.demo import seed_demo
+
+            table = Table("email", "password", "role", "workspace", title="Demo logins")
+            for login in seed_demo(runtime.sessions):
+                table.add_row(login.email, login.password, login.role, login.tenant or "(platform)")
+            out.print(table)
+        # uvicorn handles Ctrl-C and SIGTERM and returns; the embedded server stops on the way out.
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def migrate(
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Tenant schemas at a time.")] = 4,
+    tenant: Annotated[list[str] | None, typer.Option(help="Only these workspace slugs.")] = None,
+) -> None:
+    """Upgrade the public schema, then every tenant schema that is behind."""
+    with _runtime() as runtime:
+        ok = _migrate_all(runtime, concurrency, tenant)
+    raise typer.Exit(0 if ok else 1)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL the service uses."""
+    with _runtime() as runtime:
+        out.print(runtime.engine.url.render_as_string(hide_password=True), soft_wrap=True)
+
+
+def _fail(exc: AppError) -> None:
+    err.print(f"[red]error:[/] {exc.detail}")
+    raise typer.Exit(1)
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    admin_email: Annotated[str, typer.Option(help="The first admin's email.")],
+    admin_password_stdin: Annotated[bool, typer.Option(help="Read the admin password from stdin.")] = False,
+) -> None:
+    """Provision a workspace with its first admin."""
+    from helpdesk.workspaces.service import create_workspace
+
+    password = _read_password(admin_password_stdin)
+    with _runtime() as runtime:
+        try:
+            with transaction(runtime.sessions) as session:
+                create_workspace(session, slug=slug, name=name, admin_email=admin_email, admin_password=password)
+        except AppError as exc:
+            _fail(exc)
+    out.print(f"created workspace {slug}")
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List workspaces."""
+    from tenants.registry import list_tenants
+
+    with _runtime() as runtime, transaction(runtime.sessions) as session:
+        table = Table("slug", "name", "status", "created")
+        for tenant in list_tenants(session, limit=100_000):
+            table.add_row(tenant.slug, tenant.name, tenant.status, tenant.created_at.isoformat())
+        out.print(table)
+
+
+def _set_status(slug: str, status: str) -> None:
+    from helpdesk.workspaces.service import update_workspace
+    from tenants.models import TenantStatus
+
+    with _runtime() as runtime:
+        try:
+            with transaction(runtime.sessions) as session:
+                update_workspace(session, slug, status=TenantStatus(status), name=None)
+        except AppError as exc:
+            _fail(exc)
+    out.print(f"{slug}: {status}")
+
+
+@tenants_app.command("suspend")
+def tenants_suspend(slug: str) -> None:
+    """Suspend a workspace: every request to it answers 403."""
+    _set_status(slug, "suspended")
+
+
+@tenants_app.command("resume")
+def tenants_resume(slug: str) -> None:
+    """Resume a suspended workspace."""
+    _set_status(slug, "active")
+
+
+@tenants_app.command("delete")
+def tenants_delete(slug: str) -> None:
+    """Schedule a workspace's deletion (data kept for the grace period)."""
+    from helpdesk.workspaces.service import schedule_workspace_deletion
+
+    with _runtime() as runtime:
+        try:
+            with transaction(runtime.sessions) as session:
+                tenant = schedule_workspace_deletion(session, slug)
+                when = tenant.delete_after
+        except AppError as exc:
+            _fail(exc)
+    out.print(f"{slug}: deletion scheduled; data kept until {when}")
+
+
+@tenants_app.command("purge")
+def tenants_purge(
+    slug: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Drop a workspace's schema, role and data now. Irreversible."""
+    from helpdesk.workspaces.service import purge_workspace
+
+    if not yes:
+        typer.confirm(f"Drop workspace {slug} and all its data?", abort=True)
+    with _runtime() as runtime:
+        try:
+            with transaction(runtime.sessions) as session:
+                purge_workspace(session, slug)
+        except AppError as exc:
+            _fail(exc)
+    out.print(f"{slug}: purged")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    from auth.passwords import password_problem
+
+    problem = password_problem(password)
+    if problem:
+        err.print(f"[red]error:[/] {problem}")
+        raise typer.Exit(2)
+    return password
+
+
+@operators_app.command("create")
+def operators_create(
+    email: str,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
+) -> None:
+    """Create a platform operator (there is no default operator)."""
+    from auth.users import create_user, find_user_by_email
+
+    password = _read_password(password_stdin)
+    with _runtime() as runtime, transaction(runtime.sessions) as session:
+        if find_user_by_email(session, email) is not None:
+            err.print(f"[red]error:[/] a user with the email {email} exists already")
+            raise typer.Exit(1)
+        create_user(session, email=email, name=name or email.split("@")[0], password=password, is_operator=True)
+    out.print(f"created operator {email}")

@@ -1,0 +1,80 @@
+"""Engine, sessions and the per-transaction tenant scope.
+
+Tenancy is set with ``set_config(..., is_local => true)`` as the first statement of a transaction:
+it ends with the transaction, so a pooled connection (or a PgBouncer server connection) never
+carries one request's tenant into the next.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from helpdesk.core.settings import Settings
+
+_SET_TENANT = text(
+    "SELECT set_config('search_path', quote_ident(:schema) || ', public', true),"
+    " set_config('role', :role, true)"
+)
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, settings: Settings) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if settings.pgbouncer:
+        connect_args["prepare_threshold"] = None
+    engine = create_engine(
+        normalise_url(url),
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+    event.listen(engine, "reset", _reset_connection)
+    return engine
+
+
+def _reset_connection(dbapi_connection: Any, record: Any, reset_state: Any) -> None:
+    """Second line of defence behind ``SET LOCAL``: a connection goes back to the pool with
+    no transaction and every setting at its default."""
+    if reset_state.terminate_only:
+        return
+    dbapi_connection.rollback()
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("RESET ALL")
+    finally:
+        dbapi_connection.autocommit = False
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+def set_tenant_scope(connection: Connection | Session, schema: str, role: str) -> None:
+    """Point this transaction at one tenant's schema and drop to that tenant's role."""
+    connection.execute(_SET_TENANT, {"schema": schema, "role": role})
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
+def tenant_transaction(factory: sessionmaker[Session], schema: str, role: str) -> Iterator[Session]:
+    with transaction(factory) as session:
+        set_tenant_scope(session, schema, role)
+        yield session

@@ -1,0 +1,74 @@
+"""Runtime configuration, read from ``HELPDESK_*`` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SIGNING_KEY = "development-only-signing-key-change-me"  # noqa: S105
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run in the chosen environment; the message is one line for operators."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HELPDESK_", env_file=None, extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("HELPDESK_DATABASE_URL", "DATABASE_URL")
+    )
+    data_dir: Path = Path(".helpdesk")
+    pool_size: int = Field(default=10, ge=1)
+    pool_max_overflow: int = Field(default=5, ge=0)
+    # psycopg's server-side prepared statements collide behind PgBouncer in transaction mode.
+    pgbouncer: bool = False
+
+    jwt_issuer: str = "helpdesk"
+    jwt_audience: str = "helpdesk-api"
+    # Several keys may be live at once so a rotation does not log everybody out: tokens are
+    # signed with ``signing_key_id`` and verified with whichever key their ``kid`` names.
+    signing_keys: dict[str, SecretStr] = Field(
+        default_factory=lambda: {"dev": SecretStr(DEFAULT_SIGNING_KEY)}
+    )
+    signing_key_id: str = "dev"
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=30, ge=1)
+
+    password_hash_profile: Literal["strong", "fast"] = "strong"
+
+    login_attempts_per_account: int = Field(default=5, ge=1)
+    login_attempts_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+
+    @model_validator(mode="after")
+    def _signing_key_exists(self) -> "Settings":
+        if self.signing_key_id not in self.signing_keys:
+            raise ValueError(
+                f"HELPDESK_SIGNING_KEY_ID {self.signing_key_id!r} names no key in "
+                "HELPDESK_SIGNING_KEYS"
+            )
+        return self
+
+    @property
+    def signing_key(self) -> str:
+        return self.signing_keys[self.signing_key_id].get_secret_value()
+
+    def check_production(self) -> None:
+        """Refuse to run production with an embedded database or a well-known key."""
+        if self.env != "production":
+            return
+        if not self.database_url:
+            raise ConfigurationError("production needs DATABASE_URL (or HELPDESK_DATABASE_URL)")
+        if any(k.get_secret_value() == DEFAULT_SIGNING_KEY for k in self.signing_keys.values()):
+            raise ConfigurationError(
+                "production needs HELPDESK_SIGNING_KEYS set to your own secret, not the default"
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

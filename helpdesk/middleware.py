@@ -1,0 +1,122 @@
+"""ASGI middleware: request id, client address, one structured log line, body-size limit."""
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from helpdesk.core.request_context import RequestInfo, current_request
+
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+access_log = logging.getLogger("helpdesk.access")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _usable_request_id(value: str | None) -> str:
+    # An echoed id lands in logs and audit rows: accept only a short, plain token.
+    if value and len(value) <= 64 and set(value) <= _REQUEST_ID_OK:
+        return value
+    return uuid.uuid4().hex
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _error_body(detail: str, code: str) -> bytes:
+    return json.dumps({"detail": detail, "code": code}).encode()
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _usable_request_id(_header(scope, b"x-request-id"))
+        client = scope.get("client")
+        info = RequestInfo(
+            request_id=request_id,
+            ip=client[0] if client else None,
+            user_agent=(_header(scope, b"user-agent") or "")[:400] or None,
+        )
+        token = current_request.set(info)
+        started = time.perf_counter()
+        status = 500
+        received = 0
+
+        declared = _header(scope, b"content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await self._too_large(send, request_id)
+            self._log(scope, info, 413, started)
+            current_request.reset(token)
+            return
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise _BodyTooLarge
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            status = 413
+            await self._too_large(send, request_id)
+        finally:
+            self._log(scope, info, status, started)
+            current_request.reset(token)
+
+    @staticmethod
+    async def _too_large(send: Send, request_id: str) -> None:
+        body = _error_body("The request body is larger than 1 MiB.", "payload_too_large")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _log(scope: Scope, info: RequestInfo, status: int, started: float) -> None:
+        record: dict[str, Any] = {
+            "event": "request",
+            "request_id": info.request_id,
+            "method": scope.get("method"),
+            "path": scope.get("path"),
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "client": info.ip,
+        }
+        access_log.info(json.dumps(record))

@@ -1,0 +1,177 @@
+"""The request pipeline's dependencies: token → tenant → transaction scope → permission.
+
+Inside a workspace the first statement of the request's transaction reads the tenant row and,
+in the same statement, sets ``search_path`` and ``role`` for this transaction only. The caller's
+membership is then read under the tenant's own role (row-level security shows it only its own
+workspace's rows), so a removal or demotion counts on the very next request.
+"""
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES, Permission, TicketScope
+from auth.tokens import AccessClaims, decode_access_token
+from helpdesk.core.db import transaction
+from helpdesk.core.errors import Forbidden, Unauthorized
+from helpdesk.runtime import Runtime
+from tenants.context import TenantRef
+
+_ENTER_TENANT = text(
+    "SELECT id, slug, name, schema_name, role_name, status,"
+    " set_config('search_path', quote_ident(schema_name) || ', public', true) AS _path,"
+    " set_config('role', role_name, true) AS _role"
+    " FROM public.tenants WHERE id = :tenant_id"
+)
+_MEMBER = text(
+    "SELECT m.role, u.email, u.name, u.disabled FROM public.memberships m"
+    " JOIN public.users u ON u.id = m.user_id"
+    " WHERE m.user_id = :user_id AND m.tenant_id = :tenant_id"
+)
+_OPERATOR = text("SELECT email, name, disabled, is_operator FROM public.users WHERE id = :user_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    permissions: frozenset[Permission]
+    ticket_scope: TicketScope
+    tenant: TenantRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A caller and the open transaction their request runs in."""
+
+    session: Session
+    caller: Caller
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def access_claims(request: Request, runtime: RuntimeDep) -> AccessClaims:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("This endpoint needs a bearer token: sign in first.")
+    return decode_access_token(runtime.settings, token.strip())
+
+
+ClaimsDep = Annotated[AccessClaims, Depends(access_claims)]
+
+
+def _enter_tenant(session: Session, claims: AccessClaims) -> Caller:
+    assert claims.tenant_id is not None
+    row = session.execute(_ENTER_TENANT, {"tenant_id": claims.tenant_id}).one_or_none()
+    if row is None:
+        raise Unauthorized("The workspace this token was issued for no longer exists.")
+    if row.status != "active":
+        raise Forbidden(
+            f"The workspace {row.slug!r} is {row.status}; contact your administrator.",
+            code="tenant_suspended" if row.status == "suspended" else "tenant_deleting",
+        )
+    member = session.execute(
+        _MEMBER, {"user_id": claims.user_id, "tenant_id": claims.tenant_id}
+    ).one_or_none()
+    if member is None or member.disabled:
+        raise Unauthorized("This token is revoked: you are no longer a member of this workspace.")
+    tenant = TenantRef(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        schema_name=row.schema_name,
+        role_name=row.role_name,
+        status=row.status,
+    )
+    return Caller(
+        user_id=claims.user_id,
+        email=member.email,
+        name=member.name,
+        role=member.role,
+        permissions=BUILTIN_ROLES.get(member.role, frozenset()),
+        ticket_scope=BUILTIN_TICKET_SCOPES.get(member.role, TicketScope.ALL),
+        tenant=tenant,
+    )
+
+
+def _enter_platform(session: Session, claims: AccessClaims) -> Caller:
+    row = session.execute(_OPERATOR, {"user_id": claims.user_id}).one_or_none()
+    if row is None or row.disabled or not row.is_operator:
+        raise Unauthorized("This token is revoked: its user is no longer a platform operator.")
+    return Caller(
+        user_id=claims.user_id,
+        email=row.email,
+        name=row.name,
+        role="operator",
+        permissions=frozenset(),
+        ticket_scope=TicketScope.ALL,
+        tenant=None,
+    )
+
+
+def any_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
+    """A signed-in caller, workspace member or platform operator."""
+    with transaction(runtime.sessions) as session:
+        if claims.tenant_id is None:
+            caller = _enter_platform(session, claims)
+        else:
+            caller = _enter_tenant(session, claims)
+        yield Scope(session, caller)
+
+
+def tenant_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
+    if claims.tenant_id is None:
+        raise Forbidden(
+            "You lack permission here: this endpoint works inside a workspace, and a platform "
+            "operator's token names none."
+        )
+    with transaction(runtime.sessions) as session:
+        yield Scope(session, _enter_tenant(session, claims))
+
+
+def operator_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
+    if claims.tenant_id is not None:
+        raise Forbidden("You lack permission here: only a platform operator may manage workspaces.")
+    with transaction(runtime.sessions) as session:
+        yield Scope(session, _enter_platform(session, claims))
+
+
+# scope="function": the transaction commits before the response is sent, so a client never sees
+# a success for a change that failed to commit.
+AnyCaller = Annotated[Scope, Depends(any_scope, scope="function")]
+Operator = Annotated[Scope, Depends(operator_scope, scope="function")]
+TenantCaller = Annotated[Scope, Depends(tenant_scope, scope="function")]
+
+
+def require(permission: Permission) -> Callable[..., Scope]:
+    """A dependency that admits members whose role holds ``permission``."""
+
+    def dependency(scope: TenantCaller) -> Scope:
+        if permission not in scope.caller.permissions:
+            raise Forbidden(
+                f"You lack the permission {permission.value!r} that this action needs.",
+            )
+        return scope
+
+    dependency.required_permission = permission  # type: ignore[attr-defined]
+    return dependency
+
+
+def public(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a route as open to anonymous callers (the route walk test reads this)."""
+    func.public_route = True  # type: ignore[attr-defined]
+    return func

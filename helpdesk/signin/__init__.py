@@ -1,0 +1,1 @@
+"""Signing in and out: login, token refresh, logout and "who am I"."""

@@ -1,0 +1,42 @@
+"""Request and response bodies of the /auth endpoints."""
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class LoginIn(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=4096)
+    tenant: str | None = Field(default=None, max_length=40)
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+
+
+class TenantOut(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+
+
+class MeOut(BaseModel):
+    user: UserOut
+    tenant: TenantOut | None
+    role: str
+    permissions: list[str]

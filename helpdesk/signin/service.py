@@ -1,0 +1,115 @@
+"""Sign-in rules. Login owns its transactions: a refused attempt must be recorded (throttle
+counter and platform audit) even though the request fails, so the refusal commits on its own."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.platform import record_platform_event
+from auth.passwords import verify_password
+from auth.refresh_tokens import issue_refresh_token, revoke_refresh_token, spend_refresh_token
+from auth.throttle import check_login_allowed, clear_login_failures, record_login_failure
+from auth.tokens import issue_access_token
+from auth.users import find_user_by_email, membership_role
+from helpdesk.core.db import transaction
+from helpdesk.core.errors import AppError, Forbidden, InvalidInput, Unauthorized
+from helpdesk.core.settings import Settings
+from tenants.models import Tenant, TenantStatus
+from tenants.registry import get_by_id
+from tenants.slugs import SLUG_PATTERN
+
+INCORRECT = "Email, password or workspace is incorrect."
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+
+
+def _issue(session: Session, settings: Settings, user_id: uuid.UUID, tenant_id: uuid.UUID | None,
+           family_id: uuid.UUID | None = None) -> TokenPair:
+    access, expires_in = issue_access_token(settings, user_id, tenant_id)
+    refresh = issue_refresh_token(
+        session,
+        user_id=user_id,
+        tenant_id=tenant_id,
+        lifetime=timedelta(days=settings.refresh_token_days),
+        family_id=family_id,
+    )
+    return TokenPair(access, expires_in, refresh)
+
+
+def _check_credentials(
+    session: Session, email: str, password: str, tenant_slug: str | None
+) -> tuple[uuid.UUID, Tenant | None]:
+    user = find_user_by_email(session, email)
+    matches, new_hash = verify_password(password, user.password_hash if user else None)
+    if user is None or not matches or user.disabled:
+        raise Unauthorized(INCORRECT, code="login_failed")
+    if new_hash:
+        user.password_hash = new_hash
+    if tenant_slug is None:
+        if not user.is_operator:
+            raise InvalidInput("Name the workspace to sign in to in the 'tenant' field.", code="tenant_required")
+        return user.id, None
+    tenant = session.query(Tenant).filter(Tenant.slug == tenant_slug).one_or_none()
+    if tenant is None or membership_role(session, user.id, tenant.id) is None:
+        raise Unauthorized(INCORRECT, code="login_failed")
+    if tenant.status != TenantStatus.ACTIVE:
+        raise Forbidden(f"The workspace {tenant.slug!r} is {tenant.status}; contact your administrator.",
+                        code="tenant_suspended")
+    return user.id, tenant
+
+
+def login(
+    sessions: sessionmaker[Session], settings: Settings, *, email: str, password: str,
+    tenant_slug: str | None, address: str
+) -> TokenPair:
+    if tenant_slug is not None and not SLUG_PATTERN.fullmatch(tenant_slug):
+        tenant_slug = "\x00invalid"  # no workspace has it; answer like any wrong workspace
+    with transaction(sessions) as session:
+        check_login_allowed(session, settings, email, address)
+    try:
+        with transaction(sessions) as session:
+            user_id, tenant = _check_credentials(session, email, password, tenant_slug)
+            clear_login_failures(session, email)
+            pair = _issue(session, settings, user_id, tenant.id if tenant else None)
+            record_platform_event(
+                session, action="auth.login", actor_id=user_id, actor_email=email,
+                tenant_id=tenant.id if tenant else None,
+            )
+            return pair
+    except AppError as refusal:
+        with transaction(sessions) as session:
+            record_login_failure(session, email, address)
+            record_platform_event(
+                session, action="auth.login_failed", outcome="denied", actor_email=email,
+                details={"reason": refusal.code, "tenant": tenant_slug},
+            )
+        raise
+
+
+def refresh(sessions: sessionmaker[Session], settings: Settings, token: str) -> TokenPair:
+    lifetime = timedelta(days=settings.refresh_token_days)
+    refusal: Unauthorized | None = None
+    with transaction(sessions) as session:
+        try:
+            grant, new_refresh = spend_refresh_token(session, token, lifetime=lifetime)
+        except Unauthorized as exc:
+            refusal = exc  # commit the family revocation before refusing
+        else:
+            if grant.tenant_id is not None:
+                tenant = get_by_id(session, grant.tenant_id)
+                if tenant is None or membership_role(session, grant.user_id, grant.tenant_id) is None:
+                    raise Unauthorized("The refresh token is revoked: its membership has ended.")
+            access, expires_in = issue_access_token(settings, grant.user_id, grant.tenant_id)
+            return TokenPair(access, expires_in, new_refresh)
+    raise refusal
+
+
+def logout(session: Session, token: str, user_id: uuid.UUID) -> None:
+    revoke_refresh_token(session, token, user_id=user_id)

@@ -1,0 +1,1 @@
+"""Tickets: the workspace's core records."""

@@ -1,0 +1,13 @@
+"""Every mapped model, imported in one place so each track's metadata is complete."""
+
+import audit.models
+import auth.models
+import helpdesk.tickets.models
+import tenants.models
+from helpdesk.core.models import PublicBase, TenantBase
+
+__all__ = ["MODEL_MODULES", "PUBLIC_METADATA", "TENANT_METADATA"]
+
+MODEL_MODULES = (audit.models, auth.models, helpdesk.tickets.models, tenants.models)
+PUBLIC_METADATA = PublicBase.metadata
+TENANT_METADATA = TenantBase.metadata

@@ -1,0 +1,67 @@
+"""Service endpoints and the HTTP conventions every response follows."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.e2e
+
+
+def test_healthz_answers_ok(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_when_migrations_are_at_head(client: TestClient) -> None:
+    assert client.get("/readyz").status_code == 200
+
+
+def test_every_response_carries_a_request_id(client: TestClient) -> None:
+    generated = client.get("/healthz").headers["x-request-id"]
+    assert len(generated) == 32
+    echoed = client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+    assert echoed == "abc-123"
+
+
+@pytest.mark.parametrize("unsafe", ["has space", "semi;colon", "x" * 65, "quote'"])
+def test_an_unsafe_request_id_is_replaced(client: TestClient, unsafe: str) -> None:
+    header = client.get("/healthz", headers={"X-Request-ID": unsafe}).headers["x-request-id"]
+    assert header != unsafe
+    assert len(header) == 32
+
+
+def test_malformed_json_is_a_400_not_a_422(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/auth/login", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+
+
+def test_validation_errors_keep_fastapis_list_form(client: TestClient) -> None:
+    response = client.post("/api/v1/auth/login", json={"email": "a@b.example"})
+    assert response.status_code == 422
+    assert any(err["loc"][-1] == "password" for err in response.json()["detail"])
+
+
+def test_a_body_over_one_mebibyte_is_a_413(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/auth/login",
+        content=b"x" * (1024 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+def test_unknown_route_is_json_404(client: TestClient) -> None:
+    response = client.get("/api/v1/nope")
+    assert response.status_code == 404
+    assert set(response.json()) == {"detail", "code"}
+
+
+def test_openapi_describes_every_api_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/api/v1/auth/login" in paths
+    assert "/api/v1/platform/tenants" in paths
+    assert "/api/v1/tickets/{ticket_id}" in paths

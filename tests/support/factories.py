@@ -1,0 +1,75 @@
+"""Builders for test data. Tests isolate themselves by creating fresh workspaces."""
+
+import uuid
+from dataclasses import dataclass
+
+from auth.tokens import issue_access_token
+from auth.users import add_membership, create_user, find_user_by_email
+from helpdesk.core.db import transaction
+from helpdesk.runtime import Runtime
+from helpdesk.workspaces.service import create_workspace
+
+PASSWORD = "correct-horse-battery"
+
+
+def unique_slug(prefix: str = "ws") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: uuid.UUID
+    email: str
+    password: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: uuid.UUID
+    slug: str
+    schema_name: str
+    role_name: str
+    admin: Member
+
+
+class Factory:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def workspace(self, slug: str | None = None) -> Workspace:
+        slug = slug or unique_slug()
+        email = f"admin-{uuid.uuid4().hex[:8]}@{slug}.example"
+        with transaction(self.runtime.sessions) as session:
+            tenant = create_workspace(
+                session, slug=slug, name=f"Workspace {slug}", admin_email=email, admin_password=PASSWORD
+            )
+            admin = find_user_by_email(session, email)
+            assert admin is not None
+            admin_id = admin.id
+            return Workspace(
+                tenant.id, slug, tenant.schema_name, tenant.role_name,
+                Member(admin_id, email, PASSWORD, "admin"),
+            )
+
+    def member(self, workspace: Workspace, role: str) -> Member:
+        email = f"{role}-{uuid.uuid4().hex[:8]}@{workspace.slug}.example"
+        with transaction(self.runtime.sessions) as session:
+            user = create_user(session, email=email, name=f"{role} user", password=PASSWORD)
+            add_membership(session, user_id=user.id, tenant_id=workspace.id, role=role)
+            return Member(user.id, email, PASSWORD, role)
+
+    def operator(self) -> Member:
+        email = f"operator-{uuid.uuid4().hex[:8]}@platform.example"
+        with transaction(self.runtime.sessions) as session:
+            user = create_user(session, email=email, name="Operator", password=PASSWORD, is_operator=True)
+            return Member(user.id, email, PASSWORD, "operator")
+
+    def token(self, member: Member, workspace: Workspace | None) -> str:
+        token, _ = issue_access_token(
+            self.runtime.settings, member.user_id, workspace.id if workspace else None
+        )
+        return token
+
+    def headers(self, member: Member, workspace: Workspace | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(member, workspace)}"}

@@ -1,0 +1,130 @@
+"""Where the test suite's PostgreSQL comes from, and the per-worker databases on it.
+
+Provider chain (DESIGN.md "Tests"): ``TEST_DATABASE_URL``, else a Docker engine via
+testcontainers, else an embedded server from pip. ``HELPDESK_TEST_PG=url|docker|embedded`` forces one.
+"""
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+Provider = Literal["url", "docker", "embedded"]
+PROVIDERS: tuple[Provider, ...] = ("url", "docker", "embedded")
+TEMPLATE_DB = "helpdesk_test_template"
+DOCKER_IMAGE = "postgres:16-alpine"
+
+
+class ProviderError(RuntimeError):
+    pass
+
+
+def choose_provider(env: Mapping[str, str], docker_available: Callable[[], bool]) -> Provider:
+    forced = env.get("HELPDESK_TEST_PG", "").strip()
+    if forced:
+        if forced not in PROVIDERS:
+            raise ProviderError(f"HELPDESK_TEST_PG={forced!r}: choose one of {', '.join(PROVIDERS)}")
+        if forced == "url" and not env.get("TEST_DATABASE_URL"):
+            raise ProviderError("HELPDESK_TEST_PG=url needs TEST_DATABASE_URL")
+        return forced  # type: ignore[return-value]
+    if env.get("TEST_DATABASE_URL"):
+        return "url"
+    if docker_available():
+        return "docker"
+    return "embedded"
+
+
+def docker_available() -> bool:
+    """Ask the Docker engine for a ping; without one this fails in milliseconds."""
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "no usable engine"
+        return False
+
+
+@dataclass
+class Server:
+    """A running PostgreSQL server: an admin URL (libpq form) and a way to stop it."""
+
+    provider: Provider
+    admin_url: str
+    stop: Callable[[], None]
+
+    def url_for(self, database: str) -> str:
+        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
+
+    def janitor_args(self) -> dict[str, Any]:
+        parts = urlsplit(self.admin_url)
+        host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
+        return {
+            "user": parts.username or "postgres",
+            "password": parts.password,
+            "host": host,
+            "port": parts.port or 5432,
+            "maintenance_dbname": parts.path.lstrip("/") or "postgres",
+        }
+
+
+def start_server(provider: Provider, env: Mapping[str, str]) -> Server:
+    if provider == "url":
+        url = env["TEST_DATABASE_URL"]
+        return Server("url", _libpq(url), lambda: None)
+    if provider == "docker":
+        from testcontainers.community.postgres import PostgresContainer
+
+        container = PostgresContainer(DOCKER_IMAGE, driver=None)
+        container.start()
+        return Server("docker", container.get_connection_url(), container.stop)
+    from helpdesk.core.embedded import EmbeddedPostgres
+
+    data = Path(tempfile.mkdtemp(prefix="helpdesk-test-pg-")) / "pgdata"
+    embedded = EmbeddedPostgres(data, delete_on_stop=True)
+    return Server("embedded", embedded.libpq_url(), embedded.stop)
+
+
+def _libpq(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sqlalchemy_url(libpq_url: str) -> str:
+    return make_url(libpq_url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def recreate_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def clone_database(server: Server, name: str, template: str) -> Any:
+    """Create ``name`` from ``template`` with pytest-postgresql's janitor; return the janitor."""
+    from pytest_postgresql.janitor import DatabaseJanitor
+
+    janitor = DatabaseJanitor(dbname=name, template_dbname=template, **server.janitor_args())
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    for attempt in range(20):
+        try:
+            janitor.init()
+            return janitor
+        except psycopg.errors.ObjectInUse:
+            # Two workers cloning the same template at once: one waits for the other.
+            time.sleep(0.05 * (attempt + 1))
+    raise ProviderError(f"could not clone {template} into {name}")
