@@ -1,5 +1,6 @@
 """The tenant track's scripts and the DDL that builds a tenant schema at head in one go."""
 
+import os
 from functools import lru_cache
 
 from alembic.config import Config
@@ -19,7 +20,8 @@ def tenant_config(*extra_locations: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(TENANT_DIR))
     locations = [str(TENANT_DIR / "versions"), *extra_locations]
-    config.set_main_option("version_locations", " ".join(locations))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(locations))
     return config
 
 
