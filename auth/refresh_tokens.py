@@ -49,7 +49,9 @@ def issue_refresh_token(
     return token
 
 
-def spend_refresh_token(session: Session, token: str, *, lifetime: timedelta) -> tuple[RefreshGrant, str]:
+def spend_refresh_token(
+    session: Session, token: str, *, lifetime: timedelta
+) -> tuple[RefreshGrant, str]:
     """Exchange a live token for a new one of the same family.
 
     A reused token revokes its family; the caller must commit that revocation even though the
@@ -66,7 +68,11 @@ def spend_refresh_token(session: Session, token: str, *, lifetime: timedelta) ->
         raise Unauthorized("The refresh token was already used; every session it began is revoked.")
     row.used_at = now
     new_token = issue_refresh_token(
-        session, user_id=row.user_id, tenant_id=row.tenant_id, lifetime=lifetime, family_id=row.family_id
+        session,
+        user_id=row.user_id,
+        tenant_id=row.tenant_id,
+        lifetime=lifetime,
+        family_id=row.family_id,
     )
     return RefreshGrant(user_id=row.user_id, tenant_id=row.tenant_id), new_token
 

@@ -18,12 +18,15 @@ def check_login_allowed(session: Session, settings: Settings, email: str, addres
         (LoginAttempt.address, address, settings.login_attempts_per_address),
     ):
         count, oldest = session.execute(
-            select(func.count(), func.min(LoginAttempt.at)).where(column == value, LoginAttempt.at > since)
+            select(func.count(), func.min(LoginAttempt.at)).where(
+                column == value, LoginAttempt.at > since
+            )
         ).one()
         if count >= limit:
             retry_after = max(1, int((oldest - since).total_seconds()) + 1)
             raise RateLimited(
-                "Too many failed sign-in attempts; wait before trying again.", retry_after=retry_after
+                "Too many failed sign-in attempts; wait before trying again.",
+                retry_after=retry_after,
             )
 
 

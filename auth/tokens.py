@@ -39,7 +39,10 @@ def issue_access_token(
         "jti": uuid.uuid4().hex,
     }
     token = jwt.encode(
-        claims, settings.signing_key, algorithm=ALGORITHMS[0], headers={"kid": settings.signing_key_id}
+        claims,
+        settings.signing_key,
+        algorithm=ALGORITHMS[0],
+        headers={"kid": settings.signing_key_id},
     )
     return token, int(lifetime.total_seconds())
 

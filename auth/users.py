@@ -10,7 +10,9 @@ from auth.passwords import hash_password
 
 
 def find_user_by_email(session: Session, email: str) -> User | None:
-    return session.scalars(select(User).where(func.lower(User.email) == email.lower())).one_or_none()
+    return session.scalars(
+        select(User).where(func.lower(User.email) == email.lower())
+    ).one_or_none()
 
 
 def create_user(
@@ -29,10 +31,14 @@ def create_user(
 
 def membership_role(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str | None:
     return session.scalar(
-        select(Membership.role).where(Membership.user_id == user_id, Membership.tenant_id == tenant_id)
+        select(Membership.role).where(
+            Membership.user_id == user_id, Membership.tenant_id == tenant_id
+        )
     )
 
 
-def add_membership(session: Session, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str) -> None:
+def add_membership(
+    session: Session, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str
+) -> None:
     session.add(Membership(user_id=user_id, tenant_id=tenant_id, role=role))
     session.flush()

@@ -61,7 +61,11 @@ def _migrate_all(runtime: Runtime, concurrency: int, slugs: list[str] | None = N
             progress.advance(task)
 
         results = migrate_tenants(
-            runtime.engine, slugs=slugs, concurrency=concurrency, on_plan=on_plan, on_result=on_result
+            runtime.engine,
+            slugs=slugs,
+            concurrency=concurrency,
+            on_plan=on_plan,
+            on_result=on_result,
         )
     for result in results:
         if not result.ok:
@@ -128,7 +132,9 @@ def tenants_create(
     slug: str,
     name: Annotated[str, typer.Option(help="Display name.")],
     admin_email: Annotated[str, typer.Option(help="The first admin's email.")],
-    admin_password_stdin: Annotated[bool, typer.Option(help="Read the admin password from stdin.")] = False,
+    admin_password_stdin: Annotated[
+        bool, typer.Option(help="Read the admin password from stdin.")
+    ] = False,
 ) -> None:
     """Provision a workspace with its first admin."""
     from helpdesk.workspaces.service import create_workspace
@@ -137,7 +143,9 @@ def tenants_create(
     with _runtime() as runtime:
         try:
             with transaction(runtime.sessions) as session:
-                create_workspace(session, slug=slug, name=name, admin_email=admin_email, admin_password=password)
+                create_workspace(
+                    session, slug=slug, name=name, admin_email=admin_email, admin_password=password
+                )
         except AppError as exc:
             _fail(exc)
     out.print(f"created workspace {slug}")
@@ -242,5 +250,11 @@ def operators_create(
         if find_user_by_email(session, email) is not None:
             err.print(f"[red]error:[/] a user with the email {email} exists already")
             raise typer.Exit(1)
-        create_user(session, email=email, name=name or email.split("@")[0], password=password, is_operator=True)
+        create_user(
+            session,
+            email=email,
+            name=name or email.split("@", maxsplit=1)[0],
+            password=password,
+            is_operator=True,
+        )
     out.print(f"created operator {email}")

@@ -38,9 +38,8 @@ def _upsert_user(session: Session, email: str, *, operator: bool = False) -> tup
     password = secrets.token_urlsafe(12)
     user = find_user_by_email(session, email)
     if user is None:
-        user = create_user(
-            session, email=email, name=email.split("@")[0], password=password, is_operator=operator
-        )
+        name = email.split("@", maxsplit=1)[0]
+        user = create_user(session, email=email, name=name, password=password, is_operator=operator)
     else:
         user.password_hash = hash_password(password)
     return password, user
@@ -71,5 +70,7 @@ def seed_demo(sessions: sessionmaker[Session]) -> list[DemoLogin]:
         schema, role_name = tenant.schema_name, tenant.role_name
     if created:
         with tenant_transaction(sessions, schema, role_name) as session:
-            session.add_all(Ticket(title=title, priority=priority) for title, priority in DEMO_TICKETS)
+            session.add_all(
+                Ticket(title=title, priority=priority) for title, priority in DEMO_TICKETS
+            )
     return logins

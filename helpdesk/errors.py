@@ -28,23 +28,20 @@ def _json(status: int, detail: str, code: str) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": code}, status_code=status)
 
 
-async def _app_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AppError)
+async def _app_error(_: Request, exc: AppError) -> Response:
     response = _json(exc.status_code, exc.detail, exc.code)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     if any(error.get("type") == "json_invalid" for error in exc.errors()):
         return _json(400, "The request body is not valid JSON.", "malformed_json")
     return await request_validation_exception_handler(request, exc)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else "The request failed."
     response = _json(exc.status_code, detail, _STATUS_CODES.get(exc.status_code, "error"))
     for key, value in (exc.headers or {}).items():
@@ -54,11 +51,14 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(_: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return _json(500, "Something went wrong on our side; the request was not completed.", "internal_error")
+    return _json(
+        500, "Something went wrong on our side; the request was not completed.", "internal_error"
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Starlette types handlers as taking any Exception; each is registered for its own class.
+    app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)

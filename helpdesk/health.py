@@ -23,11 +23,15 @@ def readyz(request: Request) -> JSONResponse:
         current = public_is_current(request.app.state.runtime.engine)
     except SQLAlchemyError:
         return JSONResponse(
-            {"detail": "The database is unreachable.", "code": "database_unavailable"}, status_code=503
+            {"detail": "The database is unreachable.", "code": "database_unavailable"},
+            status_code=503,
         )
     if not current:
         return JSONResponse(
-            {"detail": "Database migrations are not at head; run `helpdesk migrate`.", "code": "migrations_pending"},
+            {
+                "detail": "Database migrations are not at head; run `helpdesk migrate`.",
+                "code": "migrations_pending",
+            },
             status_code=503,
         )
     return JSONResponse({"status": "ready"})

@@ -29,5 +29,9 @@ def upgrade_public(engine: Engine) -> None:
 def public_is_current(engine: Engine) -> bool:
     heads = set(ScriptDirectory.from_config(public_config()).get_heads())
     with engine.connect() as connection:
-        current = set(MigrationContext.configure(connection, opts={"version_table_schema": "public"}).get_current_heads())
+        current = set(
+            MigrationContext.configure(
+                connection, opts={"version_table_schema": "public"}
+            ).get_current_heads()
+        )
     return current == heads

@@ -74,9 +74,8 @@ def access_claims(request: Request, runtime: RuntimeDep) -> AccessClaims:
 ClaimsDep = Annotated[AccessClaims, Depends(access_claims)]
 
 
-def _enter_tenant(session: Session, claims: AccessClaims) -> Caller:
-    assert claims.tenant_id is not None
-    row = session.execute(_ENTER_TENANT, {"tenant_id": claims.tenant_id}).one_or_none()
+def _enter_tenant(session: Session, claims: AccessClaims, tenant_id: uuid.UUID) -> Caller:
+    row = session.execute(_ENTER_TENANT, {"tenant_id": tenant_id}).one_or_none()
     if row is None:
         raise Unauthorized("The workspace this token was issued for no longer exists.")
     if row.status != "active":
@@ -85,7 +84,7 @@ def _enter_tenant(session: Session, claims: AccessClaims) -> Caller:
             code="tenant_suspended" if row.status == "suspended" else "tenant_deleting",
         )
     member = session.execute(
-        _MEMBER, {"user_id": claims.user_id, "tenant_id": claims.tenant_id}
+        _MEMBER, {"user_id": claims.user_id, "tenant_id": tenant_id}
     ).one_or_none()
     if member is None or member.disabled:
         raise Unauthorized("This token is revoked: you are no longer a member of this workspace.")
@@ -129,7 +128,7 @@ def any_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
         if claims.tenant_id is None:
             caller = _enter_platform(session, claims)
         else:
-            caller = _enter_tenant(session, claims)
+            caller = _enter_tenant(session, claims, claims.tenant_id)
         yield Scope(session, caller)
 
 
@@ -140,7 +139,7 @@ def tenant_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
             "operator's token names none."
         )
     with transaction(runtime.sessions) as session:
-        yield Scope(session, _enter_tenant(session, claims))
+        yield Scope(session, _enter_tenant(session, claims, claims.tenant_id))
 
 
 def operator_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:

@@ -39,7 +39,9 @@ class TenantMigrationResult:
         return self.error is None
 
 
-def tenant_versions(connection: Connection, slugs: Iterable[str] | None = None) -> list[TenantVersion]:
+def tenant_versions(
+    connection: Connection, slugs: Iterable[str] | None = None
+) -> list[TenantVersion]:
     """Every tenant's current revision, read with one statement over all version tables."""
     query = select(Tenant.slug, Tenant.schema_name).order_by(Tenant.slug)
     if slugs is not None:
@@ -89,7 +91,9 @@ def upgrade_tenant(
                 ),
                 {"schema": version.schema_name, "timeout": f"{lock_timeout_ms}ms"},
             )
-            with EnvironmentContext(config, script, fn=upgrade_steps, destination_rev=target) as env:
+            with EnvironmentContext(
+                config, script, fn=upgrade_steps, destination_rev=target
+            ) as env:
                 env.configure(
                     connection=connection,
                     version_table_schema=version.schema_name,
@@ -100,8 +104,12 @@ def upgrade_tenant(
     except Exception as exc:  # noqa: BLE001 - one tenant's failure is reported, not raised
         failed = next((rev for rev in pending if rev not in applied), None)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return TenantMigrationResult(version.slug, version.revision, version.revision, failed, message)
-    return TenantMigrationResult(version.slug, version.revision, applied[-1] if applied else version.revision)
+        return TenantMigrationResult(
+            version.slug, version.revision, version.revision, failed, message
+        )
+    return TenantMigrationResult(
+        version.slug, version.revision, applied[-1] if applied else version.revision
+    )
 
 
 def _extra_locations(script: ScriptDirectory) -> tuple[str, ...]:
@@ -118,7 +126,7 @@ def migrate_tenants(
     on_result: Callable[[TenantMigrationResult], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
 ) -> list[TenantMigrationResult]:
-    """Upgrade every tenant (or ``slugs``) that is behind head; return one result per tenant touched."""
+    """Upgrade every tenant (or ``slugs``) behind head; one result per tenant touched."""
     script = script or tenant_script()
     heads = set(script.get_heads())
     with engine.connect() as connection:

@@ -38,16 +38,19 @@ def provision_tenant(session: Session, *, slug: str, name: str) -> Tenant:
 
     schema_id, role_id = sql.Identifier(schema), sql.Identifier(role)
     statements = [
-        sql.SQL("CREATE ROLE {} NOLOGIN IN ROLE {}").format(role_id, sql.Identifier(TENANT_GROUP_ROLE)),
+        sql.SQL("CREATE ROLE {} NOLOGIN IN ROLE {}").format(
+            role_id, sql.Identifier(TENANT_GROUP_ROLE)
+        ),
         sql.SQL("GRANT {} TO CURRENT_USER").format(role_id),
         sql.SQL("CREATE SCHEMA {}").format(schema_id),
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, role_id),
         sql.SQL(
-            "ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA {} "
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
         ).format(schema_id, role_id),
-        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT USAGE, SELECT ON SEQUENCES TO {}").format(
-            schema_id, role_id
-        ),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT USAGE, SELECT ON SEQUENCES TO {}"
+        ).format(schema_id, role_id),
     ]
     try:
         with _raw(session).cursor() as cur:
@@ -70,9 +73,10 @@ def drop_tenant(session: Session, tenant: Tenant) -> None:
     schema_id, role_id = sql.Identifier(tenant.schema_name), sql.Identifier(tenant.role_name)
     with _raw(session).cursor() as cur:
         cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema_id))
-        exists = cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (tenant.role_name,)).fetchone()
+        exists = cur.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (tenant.role_name,)
+        ).fetchone()
         if exists:
             cur.execute(sql.SQL("DROP OWNED BY {}").format(role_id))
             cur.execute(sql.SQL("DROP ROLE {}").format(role_id))
     session.execute(delete(Tenant).where(Tenant.id == tenant.id))
-

@@ -37,7 +37,9 @@ def get_by_id(session: Session, tenant_id: uuid.UUID) -> Tenant | None:
     return session.get(Tenant, tenant_id)
 
 
-def list_tenants(session: Session, *, after: str | None = None, limit: int = 50) -> Sequence[Tenant]:
+def list_tenants(
+    session: Session, *, after: str | None = None, limit: int = 50
+) -> Sequence[Tenant]:
     query = select(Tenant).order_by(Tenant.slug).limit(limit)
     if after is not None:
         query = query.where(Tenant.slug > after)

@@ -88,6 +88,10 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"PostgreSQL provider: {config.stash_info['provider']}"  # type: ignore[attr-defined]
 
 
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    terminalreporter.write_line(f"PostgreSQL provider: {config.stash_info['provider']}")  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def pg_info(pytestconfig: pytest.Config) -> dict[str, str]:
     info: dict[str, str] = pytestconfig.stash_info  # type: ignore[attr-defined]

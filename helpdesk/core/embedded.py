@@ -42,7 +42,9 @@ class EmbeddedPostgres:
     def ensure_database(self, name: str) -> str:
         """Create ``name`` unless it exists; return its SQLAlchemy URL."""
         with psycopg.connect(self.libpq_url(), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if exists is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SIGNING_KEY = "development-only-signing-key-change-me"  # noqa: S105
+DEFAULT_SIGNING_KEY = "development-only-signing-key-change-me"
 
 
 class ConfigurationError(RuntimeError):

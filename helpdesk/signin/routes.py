@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Request, Response, status
 
-from helpdesk.pipeline import AnyCaller, RuntimeDep, public
+from helpdesk.pipeline import AnyCaller, ClaimsDep, RuntimeDep, public
 from helpdesk.signin import service
 from helpdesk.signin.schemas import LoginIn, MeOut, RefreshIn, TenantOut, TokenOut, UserOut
 
@@ -20,19 +20,23 @@ def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenOut:
         tenant_slug=body.tenant,
         address=request.client.host if request.client else "unknown",
     )
-    return TokenOut(access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token)
+    return TokenOut(
+        access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token
+    )
 
 
 @router.post("/refresh", responses={401: {}})
 @public
 def refresh(body: RefreshIn, runtime: RuntimeDep) -> TokenOut:
     pair = service.refresh(runtime.sessions, runtime.settings, body.refresh_token)
-    return TokenOut(access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token)
+    return TokenOut(
+        access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token
+    )
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}})
-def logout(body: RefreshIn, scope: AnyCaller) -> Response:
-    service.logout(scope.session, body.refresh_token, scope.caller.user_id)
+def logout(body: RefreshIn, claims: ClaimsDep, runtime: RuntimeDep) -> Response:
+    service.logout(runtime.sessions, body.refresh_token, claims.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

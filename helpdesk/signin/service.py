@@ -5,6 +5,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.platform import record_platform_event
@@ -30,8 +31,13 @@ class TokenPair:
     refresh_token: str
 
 
-def _issue(session: Session, settings: Settings, user_id: uuid.UUID, tenant_id: uuid.UUID | None,
-           family_id: uuid.UUID | None = None) -> TokenPair:
+def _issue(
+    session: Session,
+    settings: Settings,
+    user_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
+    family_id: uuid.UUID | None = None,
+) -> TokenPair:
     access, expires_in = issue_access_token(settings, user_id, tenant_id)
     refresh = issue_refresh_token(
         session,
@@ -54,23 +60,32 @@ def _check_credentials(
         user.password_hash = new_hash
     if tenant_slug is None:
         if not user.is_operator:
-            raise InvalidInput("Name the workspace to sign in to in the 'tenant' field.", code="tenant_required")
+            raise InvalidInput(
+                "Name the workspace to sign in to in the 'tenant' field.", code="tenant_required"
+            )
         return user.id, None
-    tenant = session.query(Tenant).filter(Tenant.slug == tenant_slug).one_or_none()
+    tenant = None
+    if SLUG_PATTERN.fullmatch(tenant_slug):
+        tenant = session.scalars(select(Tenant).where(Tenant.slug == tenant_slug)).one_or_none()
     if tenant is None or membership_role(session, user.id, tenant.id) is None:
         raise Unauthorized(INCORRECT, code="login_failed")
     if tenant.status != TenantStatus.ACTIVE:
-        raise Forbidden(f"The workspace {tenant.slug!r} is {tenant.status}; contact your administrator.",
-                        code="tenant_suspended")
+        raise Forbidden(
+            f"The workspace {tenant.slug!r} is {tenant.status}; contact your administrator.",
+            code="tenant_suspended",
+        )
     return user.id, tenant
 
 
 def login(
-    sessions: sessionmaker[Session], settings: Settings, *, email: str, password: str,
-    tenant_slug: str | None, address: str
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    tenant_slug: str | None,
+    address: str,
 ) -> TokenPair:
-    if tenant_slug is not None and not SLUG_PATTERN.fullmatch(tenant_slug):
-        tenant_slug = "\x00invalid"  # no workspace has it; answer like any wrong workspace
     with transaction(sessions) as session:
         check_login_allowed(session, settings, email, address)
     try:
@@ -79,7 +94,10 @@ def login(
             clear_login_failures(session, email)
             pair = _issue(session, settings, user_id, tenant.id if tenant else None)
             record_platform_event(
-                session, action="auth.login", actor_id=user_id, actor_email=email,
+                session,
+                action="auth.login",
+                actor_id=user_id,
+                actor_email=email,
                 tenant_id=tenant.id if tenant else None,
             )
             return pair
@@ -87,7 +105,10 @@ def login(
         with transaction(sessions) as session:
             record_login_failure(session, email, address)
             record_platform_event(
-                session, action="auth.login_failed", outcome="denied", actor_email=email,
+                session,
+                action="auth.login_failed",
+                outcome="denied",
+                actor_email=email,
                 details={"reason": refusal.code, "tenant": tenant_slug},
             )
         raise
@@ -104,12 +125,18 @@ def refresh(sessions: sessionmaker[Session], settings: Settings, token: str) -> 
         else:
             if grant.tenant_id is not None:
                 tenant = get_by_id(session, grant.tenant_id)
-                if tenant is None or membership_role(session, grant.user_id, grant.tenant_id) is None:
+                if (
+                    tenant is None
+                    or membership_role(session, grant.user_id, grant.tenant_id) is None
+                ):
                     raise Unauthorized("The refresh token is revoked: its membership has ended.")
             access, expires_in = issue_access_token(settings, grant.user_id, grant.tenant_id)
             return TokenPair(access, expires_in, new_refresh)
     raise refusal
 
 
-def logout(session: Session, token: str, user_id: uuid.UUID) -> None:
-    revoke_refresh_token(session, token, user_id=user_id)
+def logout(sessions: sessionmaker[Session], token: str, user_id: uuid.UUID) -> None:
+    """Revoke the refresh token's family. Refresh tokens live in ``public``, out of reach of a
+    tenant's role, so this runs in its own transaction rather than the tenant scope."""
+    with transaction(sessions) as session:
+        revoke_refresh_token(session, token, user_id=user_id)

@@ -29,7 +29,9 @@ def list_tickets(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$")] = None,
 ) -> TicketPage:
-    rows = service.list_tickets(scope.session, after_id=int(cursor) if cursor else None, limit=limit + 1)
+    rows = service.list_tickets(
+        scope.session, after_id=int(cursor) if cursor else None, limit=limit + 1
+    )
     items = [TicketOut.model_validate(t) for t in rows[:limit]]
     return TicketPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
 
@@ -44,7 +46,9 @@ def update_ticket(ticket_id: int, body: TicketPatch, scope: Updater) -> TicketOu
     return TicketOut.model_validate(service.update_ticket(scope.session, ticket_id, body))
 
 
-@router.delete("/{ticket_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}})
+@router.delete(
+    "/{ticket_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}}
+)
 def delete_ticket(ticket_id: int, scope: Deleter) -> Response:
     service.delete_ticket(scope.session, ticket_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -50,12 +50,12 @@ def update_ticket(session: Session, ticket_id: int, patch: TicketPatch) -> Ticke
     changes = patch.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     if current == S.CLOSED and set(changes) - {"status"}:
         raise Conflict("A closed ticket cannot be edited; reopen it first.", code="ticket_closed")
-    if patch.status is not None and patch.status != current:
-        if patch.status not in ALLOWED_MOVES[current]:
-            raise Conflict(
-                f"A ticket cannot move from {current.value!r} to {patch.status.value!r}.",
-                code="illegal_status_change",
-            )
+    moving = patch.status is not None and patch.status != current
+    if moving and patch.status not in ALLOWED_MOVES[current]:
+        raise Conflict(
+            f"A ticket cannot move from {current.value!r} to {patch.status.value!r}.",
+            code="illegal_status_change",
+        )
     for field, value in changes.items():
         setattr(ticket, field, value)
     ticket.updated_at = datetime.now(UTC)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from audit.platform import record_platform_event
 from auth.users import add_membership, create_user, find_user_by_email
+from helpdesk.core.errors import Conflict
 from tenants import registry
 from tenants.models import Tenant, TenantStatus
 from tenants.provisioning import drop_tenant, provision_tenant
@@ -27,7 +28,10 @@ def create_workspace(
 ) -> Tenant:
     tenant = provision_tenant(session, slug=slug, name=name)
     admin = find_user_by_email(session, admin_email) or create_user(
-        session, email=admin_email, name=admin_name or admin_email.split("@")[0], password=admin_password
+        session,
+        email=admin_email,
+        name=admin_name or admin_email.split("@", maxsplit=1)[0],
+        password=admin_password,
     )
     add_membership(session, user_id=admin.id, tenant_id=tenant.id, role="admin")
     record_platform_event(
@@ -56,43 +60,63 @@ def update_workspace(
 ) -> Tenant:
     tenant = registry.get_by_slug(session, slug, for_update=True)
     if tenant.status == TenantStatus.DELETING:
-        from helpdesk.core.errors import Conflict
-
         raise Conflict(f"The workspace {slug!r} is scheduled for deletion and cannot change.")
     if name is not None and name != tenant.name:
         record_platform_event(
-            session, action="tenant.rename", actor_id=actor_id, target_type="tenant",
-            target_id=str(tenant.id), tenant_id=tenant.id, details={"before": tenant.name, "after": name},
+            session,
+            action="tenant.rename",
+            actor_id=actor_id,
+            target_type="tenant",
+            target_id=str(tenant.id),
+            tenant_id=tenant.id,
+            details={"before": tenant.name, "after": name},
         )
         tenant.name = name
     if status is not None and status != tenant.status:
         registry.set_status(session, tenant, status)
         action = "tenant.suspend" if status == TenantStatus.SUSPENDED else "tenant.resume"
         record_platform_event(
-            session, action=action, actor_id=actor_id, target_type="tenant",
-            target_id=str(tenant.id), tenant_id=tenant.id,
+            session,
+            action=action,
+            actor_id=actor_id,
+            target_type="tenant",
+            target_id=str(tenant.id),
+            tenant_id=tenant.id,
         )
     session.flush()
     return tenant
 
 
-def schedule_workspace_deletion(session: Session, slug: str, *, actor_id: uuid.UUID | None = None) -> Tenant:
+def schedule_workspace_deletion(
+    session: Session, slug: str, *, actor_id: uuid.UUID | None = None
+) -> Tenant:
     tenant = registry.get_by_slug(session, slug, for_update=True)
     if tenant.status != TenantStatus.DELETING:
         registry.schedule_deletion(session, tenant, DELETION_GRACE)
         record_platform_event(
-            session, action="tenant.delete", actor_id=actor_id, target_type="tenant",
-            target_id=str(tenant.id), tenant_id=tenant.id,
-            details={"delete_after": tenant.delete_after.isoformat() if tenant.delete_after else None},
+            session,
+            action="tenant.delete",
+            actor_id=actor_id,
+            target_type="tenant",
+            target_id=str(tenant.id),
+            tenant_id=tenant.id,
+            details={
+                "delete_after": tenant.delete_after.isoformat() if tenant.delete_after else None
+            },
         )
     return tenant
 
 
 def purge_workspace(session: Session, slug: str, *, actor_id: uuid.UUID | None = None) -> None:
-    """Drop a workspace's schema and role now: the end of the grace period, or an operator's order."""
+    """Drop a workspace's schema and role now (grace period over, or an operator's order)."""
     tenant = registry.get_by_slug(session, slug, for_update=True)
     record_platform_event(
-        session, action="tenant.purge", actor_id=actor_id, target_type="tenant",
-        target_id=str(tenant.id), tenant_id=tenant.id, details={"slug": slug},
+        session,
+        action="tenant.purge",
+        actor_id=actor_id,
+        target_type="tenant",
+        target_id=str(tenant.id),
+        tenant_id=tenant.id,
+        details={"slug": slug},
     )
     drop_tenant(session, tenant)

@@ -19,8 +19,6 @@ if not url:
     raise SystemExit("set DATABASE_URL to run alembic directly")
 with create_engine(normalise_url(url)).begin() as conn:
     conn.execute(text("SELECT set_config('search_path', quote_ident(:s), true)"), {"s": schema})
-    context.configure(
-        connection=conn, target_metadata=TENANT_METADATA, version_table_schema=schema
-    )
+    context.configure(connection=conn, target_metadata=TENANT_METADATA, version_table_schema=schema)
     with context.begin_transaction():
         context.run_migrations()

@@ -39,21 +39,28 @@ class Factory:
 
     def workspace(self, slug: str | None = None) -> Workspace:
         slug = slug or unique_slug()
-        email = f"admin-{uuid.uuid4().hex[:8]}@{slug}.example"
+        email = f"admin-{uuid.uuid4().hex[:8]}.{slug}@example.com"
         with transaction(self.runtime.sessions) as session:
             tenant = create_workspace(
-                session, slug=slug, name=f"Workspace {slug}", admin_email=email, admin_password=PASSWORD
+                session,
+                slug=slug,
+                name=f"Workspace {slug}",
+                admin_email=email,
+                admin_password=PASSWORD,
             )
             admin = find_user_by_email(session, email)
             assert admin is not None
             admin_id = admin.id
             return Workspace(
-                tenant.id, slug, tenant.schema_name, tenant.role_name,
+                tenant.id,
+                slug,
+                tenant.schema_name,
+                tenant.role_name,
                 Member(admin_id, email, PASSWORD, "admin"),
             )
 
     def member(self, workspace: Workspace, role: str) -> Member:
-        email = f"{role}-{uuid.uuid4().hex[:8]}@{workspace.slug}.example"
+        email = f"{role}-{uuid.uuid4().hex[:8]}.{workspace.slug}@example.com"
         with transaction(self.runtime.sessions) as session:
             user = create_user(session, email=email, name=f"{role} user", password=PASSWORD)
             add_membership(session, user_id=user.id, tenant_id=workspace.id, role=role)
@@ -62,7 +69,9 @@ class Factory:
     def operator(self) -> Member:
         email = f"operator-{uuid.uuid4().hex[:8]}@platform.example"
         with transaction(self.runtime.sessions) as session:
-            user = create_user(session, email=email, name="Operator", password=PASSWORD, is_operator=True)
+            user = create_user(
+                session, email=email, name="Operator", password=PASSWORD, is_operator=True
+            )
             return Member(user.id, email, PASSWORD, "operator")
 
     def token(self, member: Member, workspace: Workspace | None) -> str:

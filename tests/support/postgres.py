@@ -1,7 +1,8 @@
 """Where the test suite's PostgreSQL comes from, and the per-worker databases on it.
 
 Provider chain (DESIGN.md "Tests"): ``TEST_DATABASE_URL``, else a Docker engine via
-testcontainers, else an embedded server from pip. ``HELPDESK_TEST_PG=url|docker|embedded`` forces one.
+testcontainers, else an embedded server from pip.
+``HELPDESK_TEST_PG=url|docker|embedded`` forces one.
 """
 
 import os
@@ -31,7 +32,9 @@ def choose_provider(env: Mapping[str, str], docker_available: Callable[[], bool]
     forced = env.get("HELPDESK_TEST_PG", "").strip()
     if forced:
         if forced not in PROVIDERS:
-            raise ProviderError(f"HELPDESK_TEST_PG={forced!r}: choose one of {', '.join(PROVIDERS)}")
+            raise ProviderError(
+                f"HELPDESK_TEST_PG={forced!r}: choose one of {', '.join(PROVIDERS)}"
+            )
         if forced == "url" and not env.get("TEST_DATABASE_URL"):
             raise ProviderError("HELPDESK_TEST_PG=url needs TEST_DATABASE_URL")
         return forced  # type: ignore[return-value]
@@ -104,12 +107,18 @@ def _libpq(url: str) -> str:
 
 
 def sqlalchemy_url(libpq_url: str) -> str:
-    return make_url(libpq_url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return (
+        make_url(libpq_url)
+        .set(drivername="postgresql+psycopg")
+        .render_as_string(hide_password=False)
+    )
 
 
 def recreate_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
@@ -119,7 +128,9 @@ def clone_database(server: Server, name: str, template: str) -> Any:
 
     janitor = DatabaseJanitor(dbname=name, template_dbname=template, **server.janitor_args())
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
     for attempt in range(20):
         try:
             janitor.init()

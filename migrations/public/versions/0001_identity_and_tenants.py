@@ -64,7 +64,10 @@ def upgrade() -> None:
         sa.Column("role", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_NOW, nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["public.users.id"], name="fk_memberships_user_id_users", ondelete="CASCADE"
+            ["user_id"],
+            ["public.users.id"],
+            name="fk_memberships_user_id_users",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
