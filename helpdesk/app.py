@@ -4,6 +4,8 @@ import logging
 
 from fastapi import FastAPI
 
+from helpdesk.comments.routes import router as comments_router
+from helpdesk.customers.routes import router as customers_router
 from helpdesk.errors import install_error_handlers
 from helpdesk.health import router as health_router
 from helpdesk.middleware import RequestContextMiddleware
@@ -26,6 +28,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
-    for router in (signin_router, workspaces_router, tickets_router):
+    for router in (
+        signin_router,
+        workspaces_router,
+        tickets_router,
+        comments_router,
+        customers_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from helpdesk.core.errors import AppError, RateLimited
+from helpdesk.core.errors import AppError, InvalidInput, RateLimited
 
 log = logging.getLogger("helpdesk.errors")
 
@@ -29,6 +29,9 @@ def _json(status: int, detail: str, code: str) -> JSONResponse:
 
 
 async def _app_error(_: Request, exc: AppError) -> Response:
+    if isinstance(exc, InvalidInput):
+        error = {"loc": exc.loc, "msg": exc.detail, "type": exc.code}
+        return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
     response = _json(exc.status_code, exc.detail, exc.code)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)

@@ -2,12 +2,25 @@
 
 import audit.models
 import auth.models
+import helpdesk.customers.models
+import helpdesk.outbox.models
+import helpdesk.sla.models
 import helpdesk.tickets.models
+import helpdesk.webhooks.models
 import tenants.models
 from helpdesk.core.models import PublicBase, TenantBase
 
 __all__ = ["MODEL_MODULES", "PUBLIC_METADATA", "TENANT_METADATA"]
 
-MODEL_MODULES = (audit.models, auth.models, helpdesk.tickets.models, tenants.models)
+MODEL_MODULES = (
+    audit.models,
+    auth.models,
+    helpdesk.customers.models,
+    helpdesk.outbox.models,
+    helpdesk.sla.models,
+    helpdesk.tickets.models,
+    helpdesk.webhooks.models,
+    tenants.models,
+)
 PUBLIC_METADATA = PublicBase.metadata
 TENANT_METADATA = TenantBase.metadata

@@ -14,7 +14,9 @@ SCHEMA_PREFIX = "tenant_"
 
 def check_slug(slug: str) -> str:
     if not SLUG_PATTERN.fullmatch(slug) or slug.startswith("pg_"):
-        raise InvalidInput(f"Invalid slug {slug!r}: {SLUG_RULE}.", code="invalid_slug")
+        raise InvalidInput(
+            f"Invalid slug {slug!r}: {SLUG_RULE}.", code="invalid_slug", field="slug"
+        )
     return slug
 
 

@@ -13,8 +13,22 @@ class AppError(Exception):
 
 
 class InvalidInput(AppError):
+    """A 422 found by a rule rather than by type checks; ``field`` names the offending input so
+    the response keeps FastAPI's ``[{loc, msg, type}]`` form."""
+
     status_code = 422
     code = "invalid_input"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        source: str = "body",
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.loc = [source, field] if field else [source]
 
 
 class NotFound(AppError):

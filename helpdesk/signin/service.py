@@ -61,7 +61,7 @@ def _check_credentials(
     if tenant_slug is None:
         if not user.is_operator:
             raise InvalidInput(
-                "Name the workspace to sign in to in the 'tenant' field.", code="tenant_required"
+                "Name the workspace to sign in to.", code="tenant_required", field="tenant"
             )
         return user.id, None
     tenant = None

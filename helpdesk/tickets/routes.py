@@ -5,9 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
+from helpdesk.core.pagination import decode_cursor, encode_cursor
 from helpdesk.pipeline import Scope, require
 from helpdesk.tickets import service
-from helpdesk.tickets.schemas import TicketIn, TicketOut, TicketPage, TicketPatch
+from helpdesk.tickets.schemas import TicketFilters, TicketIn, TicketOut, TicketPage, TicketPatch
+from helpdesk.tickets.service import TicketView
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -15,40 +17,56 @@ Reader = Annotated[Scope, Depends(require(Permission.TICKETS_READ))]
 Creator = Annotated[Scope, Depends(require(Permission.TICKETS_CREATE))]
 Updater = Annotated[Scope, Depends(require(Permission.TICKETS_UPDATE))]
 Deleter = Annotated[Scope, Depends(require(Permission.TICKETS_DELETE))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=64)]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 422: {}})
+def _page(views: list[TicketView], limit: int) -> TicketPage:
+    items = [v.out() for v in views[:limit]]
+    more = len(views) > limit
+    return TicketPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
 def create_ticket(body: TicketIn, scope: Creator) -> TicketOut:
-    return TicketOut.model_validate(service.create_ticket(scope.session, body))
+    return service.create_ticket(scope.session, scope.caller, body).out()
 
 
 @router.get("", responses=_ERRORS)
 def list_tickets(
     scope: Reader,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$")] = None,
+    filters: Annotated[TicketFilters, Query()],
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> TicketPage:
-    rows = service.list_tickets(
-        scope.session, after_id=int(cursor) if cursor else None, limit=limit + 1
+    views = service.list_tickets(
+        scope.session, scope.caller, filters, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    items = [TicketOut.model_validate(t) for t in rows[:limit]]
-    return TicketPage(items=items, next_cursor=str(items[-1].id) if len(rows) > limit else None)
+    return _page(views, limit)
+
+
+@router.get("/mine", responses=_ERRORS)
+def list_my_tickets(scope: Reader, limit: Limit = 50, cursor: Cursor = None) -> TicketPage:
+    views = service.list_mine(
+        scope.session, scope.caller, after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    return _page(views, limit)
 
 
 @router.get("/{ticket_id}", responses={**_ERRORS, 404: {}})
 def get_ticket(ticket_id: int, scope: Reader) -> TicketOut:
-    return TicketOut.model_validate(service.get_ticket(scope.session, ticket_id))
+    return service.get_ticket(scope.session, scope.caller, ticket_id).out()
 
 
-@router.patch("/{ticket_id}", responses={**_ERRORS, 404: {}, 409: {}, 422: {}})
+@router.patch("/{ticket_id}", responses={**_ERRORS, 404: {}, 409: {}})
 def update_ticket(ticket_id: int, body: TicketPatch, scope: Updater) -> TicketOut:
-    return TicketOut.model_validate(service.update_ticket(scope.session, ticket_id, body))
+    return service.update_ticket(scope.session, scope.caller, ticket_id, body).out()
 
 
 @router.delete(
     "/{ticket_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}}
 )
 def delete_ticket(ticket_id: int, scope: Deleter) -> Response:
-    service.delete_ticket(scope.session, ticket_id)
+    service.delete_ticket(scope.session, scope.caller, ticket_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,9 +1,15 @@
 """Request and response bodies of /tickets."""
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, EmailStr, Field
+
+from helpdesk.customers.schemas import CustomerRef
+
+MAX_BODY = 50_000
 
 
 class TicketStatus(StrEnum):
@@ -30,34 +36,59 @@ def _clean_title(value: str) -> str:
     return value
 
 
-class TicketIn(BaseModel):
-    title: str = Field(max_length=1000)
-    description: str = Field(default="", max_length=50_000)
-    priority: TicketPriority = TicketPriority.MEDIUM
+def _clean_tags(tags: list[str]) -> list[str]:
+    cleaned = sorted({tag.strip().lower() for tag in tags if tag.strip()})
+    if any(len(tag) > 64 for tag in cleaned):
+        raise ValueError("a tag holds at most 64 characters")
+    return cleaned
 
-    _title = field_validator("title")(_clean_title)
+
+def _clean_category(value: str | None) -> str | None:
+    value = value.strip().lower() if value else None
+    return value or None
+
+
+Title = Annotated[str, Field(max_length=1000), AfterValidator(_clean_title)]
+Description = Annotated[str, Field(max_length=MAX_BODY)]
+Tags = Annotated[list[str], Field(max_length=20), AfterValidator(_clean_tags)]
+Category = Annotated[str | None, Field(max_length=64), AfterValidator(_clean_category)]
+
+
+class TicketIn(BaseModel):
+    title: Title
+    description: Description = ""
+    priority: TicketPriority = TicketPriority.MEDIUM
+    category: Category = None
+    tags: Tags = []
+    customer_email: EmailStr | None = Field(
+        default=None, description="Required unless the caller is a customer (then it is theirs)."
+    )
+    customer_name: str | None = Field(default=None, max_length=200)
 
 
 class TicketPatch(BaseModel):
-    title: str | None = Field(default=None, max_length=1000)
-    description: str | None = Field(default=None, max_length=50_000)
+    title: Title | None = None
+    description: Description | None = None
     status: TicketStatus | None = None
     priority: TicketPriority | None = None
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str | None) -> str | None:
-        return None if value is None else _clean_title(value)
+    category: Category = None
+    tags: Tags | None = None
+    assignee_id: uuid.UUID | None = None
 
 
 class TicketOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     title: str
     description: str
     status: TicketStatus
     priority: TicketPriority
+    category: str | None
+    tags: list[str]
+    customer: CustomerRef | None
+    assignee_id: uuid.UUID | None
+    sla_due_at: datetime | None
+    sla_breached: bool
+    escalated: bool
     created_at: datetime
     updated_at: datetime
 
@@ -65,3 +96,14 @@ class TicketOut(BaseModel):
 class TicketPage(BaseModel):
     items: list[TicketOut]
     next_cursor: str | None
+
+
+class TicketFilters(BaseModel):
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    assignee_id: uuid.UUID | None = None
+    customer_id: int | None = None
+    tag: str | None = Field(default=None, max_length=64)
+    q: str | None = Field(default=None, max_length=200)
+    created_after: datetime | None = None
+    created_before: datetime | None = None

@@ -1,14 +1,27 @@
-"""Ticket rules: validation beyond types and the status workflow."""
+"""Ticket rules: intake, the status workflow, assignment, SLA and notifications."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from helpdesk.core.errors import Conflict, NotFound
+from auth.permissions import Permission, TicketScope
+from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from helpdesk.customers import repository as customers
+from helpdesk.customers.models import Customer
+from helpdesk.customers.schemas import CustomerRef
+from helpdesk.customers.service import customer_for_email
+from helpdesk.outbox.service import publish_event, queue_email
+from helpdesk.pipeline import Caller
+from helpdesk.sla.service import due_at, load_settings
 from helpdesk.tickets import repository
+from helpdesk.tickets.assignment import least_loaded_agent, may_work_tickets
 from helpdesk.tickets.models import Ticket
-from helpdesk.tickets.schemas import TicketIn, TicketPatch, TicketStatus
+from helpdesk.tickets.repository import Visibility
+from helpdesk.tickets.schemas import TicketFilters, TicketIn, TicketOut, TicketPatch, TicketStatus
 
 S = TicketStatus
 # A closed ticket is finished: it can only be reopened, never edited in place.
@@ -16,53 +29,235 @@ ALLOWED_MOVES: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.OPEN: frozenset({S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CLOSED}),
     S.IN_PROGRESS: frozenset({S.OPEN, S.PENDING, S.RESOLVED, S.CLOSED}),
     S.PENDING: frozenset({S.OPEN, S.IN_PROGRESS, S.RESOLVED, S.CLOSED}),
-    S.RESOLVED: frozenset({S.OPEN, S.CLOSED}),
+    S.RESOLVED: frozenset({S.OPEN, S.IN_PROGRESS, S.CLOSED}),
     S.CLOSED: frozenset({S.OPEN}),
 }
 
 
-def _found(session: Session, ticket_id: int) -> Ticket:
-    ticket = repository.get_ticket(session, ticket_id)
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    ticket: Ticket
+    customer: Customer | None
+    tags: list[str]
+
+    def out(self) -> TicketOut:
+        t = self.ticket
+        return TicketOut(
+            id=t.id,
+            title=t.title,
+            description=t.description,
+            status=TicketStatus(t.status),
+            priority=t.priority,  # type: ignore[arg-type]
+            category=t.category,
+            tags=self.tags,
+            customer=CustomerRef.model_validate(self.customer) if self.customer else None,
+            assignee_id=t.assignee_id,
+            sla_due_at=t.sla_due_at,
+            sla_breached=t.sla_breached,
+            escalated=t.escalated,
+            created_at=t.created_at,
+            updated_at=t.updated_at,
+        )
+
+
+def visibility(caller: Caller) -> Visibility:
+    return Visibility(scope=caller.ticket_scope, user_id=caller.user_id, email=caller.email)
+
+
+def views(session: Session, tickets: Sequence[Ticket]) -> list[TicketView]:
+    ids = [t.id for t in tickets]
+    tags = repository.tags_for(session, ids)
+    people = customers.by_ids(session, {t.customer_id for t in tickets if t.customer_id})
+    return [
+        TicketView(t, people.get(t.customer_id) if t.customer_id else None, tags[t.id])
+        for t in tickets
+    ]
+
+
+def find_visible(session: Session, caller: Caller, ticket_id: int, *, lock: bool = False) -> Ticket:
+    ticket = repository.get_visible(session, ticket_id, visibility(caller), lock=lock)
     if ticket is None:
         raise NotFound(f"No ticket {ticket_id} in this workspace.", code="ticket_not_found")
     return ticket
 
 
-def create_ticket(session: Session, data: TicketIn) -> Ticket:
-    ticket = Ticket(title=data.title, description=data.description, priority=data.priority.value)
+def _event_payload(view: TicketView, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"ticket": view.out().model_dump(mode="json")}
+    if changes is not None:
+        payload["changes"] = changes
+    return payload
+
+
+def _notify_assignee(session: Session, ticket: Ticket) -> None:
+    # Row-level security shows the tenant's role only users who are members of this workspace.
+    email = session.execute(
+        text("SELECT email FROM public.users WHERE id = :u"), {"u": ticket.assignee_id}
+    ).scalar_one_or_none()
+    if email:
+        queue_email(
+            session,
+            event="ticket.assigned",
+            to=email,
+            subject=f"[#{ticket.id}] assigned to you: {ticket.title}",
+            body=f"Ticket #{ticket.id} ({ticket.priority}) is now assigned to you.",
+        )
+
+
+def create_ticket(session: Session, caller: Caller, data: TicketIn) -> TicketView:
+    if caller.ticket_scope == TicketScope.OWN:
+        email, name = caller.email, caller.name
+    elif data.customer_email is None:
+        raise InvalidInput(
+            "Name the customer who asked: customer_email is required.",
+            code="customer_required",
+            field="customer_email",
+        )
+    else:
+        email, name = str(data.customer_email), data.customer_name
+    customer = customer_for_email(session, email, name)
+    settings = load_settings(session)
+    now = datetime.now(UTC)
+    ticket = Ticket(
+        title=data.title,
+        description=data.description,
+        priority=data.priority.value,
+        category=data.category,
+        customer_id=customer.id,
+        sla_due_at=due_at(now, data.priority.value, settings),
+        status_changed_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    if settings.auto_assign and caller.tenant is not None:
+        ticket.assignee_id = least_loaded_agent(session, caller.tenant.id)
     session.add(ticket)
     session.flush()
+    repository.replace_tags(session, ticket.id, data.tags)
     session.refresh(ticket)
-    return ticket
+    view = TicketView(ticket, customer, data.tags)
+    publish_event(session, "ticket.created", _event_payload(view))
+    queue_email(
+        session,
+        event="ticket.created",
+        to=customer.email,
+        subject=f"[#{ticket.id}] We received your request: {ticket.title}",
+        body=(
+            f"Your ticket #{ticket.id} is open; we will answer by "
+            f"{ticket.sla_due_at:%Y-%m-%d %H:%M} UTC."
+        ),
+    )
+    if ticket.assignee_id:
+        _notify_assignee(session, ticket)
+    return view
 
 
-def get_ticket(session: Session, ticket_id: int) -> Ticket:
-    return _found(session, ticket_id)
+def get_ticket(session: Session, caller: Caller, ticket_id: int) -> TicketView:
+    return views(session, [find_visible(session, caller, ticket_id)])[0]
 
 
-def list_tickets(session: Session, *, after_id: int | None, limit: int) -> Sequence[Ticket]:
-    return repository.list_tickets(session, after_id=after_id, limit=limit)
+def list_tickets(
+    session: Session, caller: Caller, filters: TicketFilters, *, after_id: int | None, limit: int
+) -> list[TicketView]:
+    rows = repository.list_visible(
+        session, visibility(caller), filters, after_id=after_id, limit=limit
+    )
+    return views(session, rows)
 
 
-def update_ticket(session: Session, ticket_id: int, patch: TicketPatch) -> Ticket:
-    ticket = _found(session, ticket_id)
+def list_mine(
+    session: Session, caller: Caller, *, after_id: int | None, limit: int
+) -> list[TicketView]:
+    """Tickets assigned to the caller; for a customer, the tickets they requested."""
+    filters = TicketFilters()
+    if caller.ticket_scope != TicketScope.OWN:
+        filters = TicketFilters(assignee_id=caller.user_id)
+    return list_tickets(session, caller, filters, after_id=after_id, limit=limit)
+
+
+def update_ticket(
+    session: Session, caller: Caller, ticket_id: int, patch: TicketPatch
+) -> TicketView:
+    ticket = find_visible(session, caller, ticket_id, lock=True)
     current = TicketStatus(ticket.status)
-    changes = patch.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    changes = patch.model_dump(mode="json", exclude_unset=True)
     if current == S.CLOSED and set(changes) - {"status"}:
         raise Conflict("A closed ticket cannot be edited; reopen it first.", code="ticket_closed")
-    moving = patch.status is not None and patch.status != current
-    if moving and patch.status not in ALLOWED_MOVES[current]:
+    if (
+        patch.status is not None
+        and patch.status != current
+        and patch.status not in ALLOWED_MOVES[current]
+    ):
         raise Conflict(
             f"A ticket cannot move from {current.value!r} to {patch.status.value!r}.",
             code="illegal_status_change",
         )
+    if "assignee_id" in changes:
+        _check_assignee(session, caller, patch)
+
+    diff = _apply(session, ticket, changes)
+    now = datetime.now(UTC)
+    if "status" in diff:
+        ticket.status_changed_at = now
+    if diff:
+        ticket.updated_at = now
+    session.flush()
+    view = views(session, [ticket])[0]
+    if diff:
+        publish_event(session, "ticket.updated", _event_payload(view, diff))
+    if diff.get("status", {}).get("after") == S.RESOLVED and view.customer is not None:
+        queue_email(
+            session,
+            event="ticket.resolved",
+            to=view.customer.email,
+            subject=f"[#{ticket.id}] Resolved: {ticket.title}",
+            body=f"Your ticket #{ticket.id} was marked resolved. Reply to reopen it.",
+        )
+    if "assignee_id" in diff and ticket.assignee_id is not None:
+        _notify_assignee(session, ticket)
+    return view
+
+
+def _apply(session: Session, ticket: Ticket, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set the changed fields; return {field: {before, after}} for those that really changed."""
+    diff: dict[str, Any] = {}
     for field, value in changes.items():
-        setattr(ticket, field, value)
-    ticket.updated_at = datetime.now(UTC)
-    session.flush()
-    return ticket
+        if field == "tags":
+            old_tags = repository.tags_for(session, [ticket.id])[ticket.id]
+            if value != old_tags:
+                repository.replace_tags(session, ticket.id, value)
+                diff["tags"] = {"before": old_tags, "after": value}
+            continue
+        if value is None and field in ("title", "description", "status", "priority"):
+            continue  # required fields: null means "leave as is"
+        old = getattr(ticket, field)
+        before = str(old) if old is not None else None
+        if before != value:
+            setattr(ticket, field, value)
+            diff[field] = {"before": before, "after": value}
+    return diff
 
 
-def delete_ticket(session: Session, ticket_id: int) -> None:
-    session.delete(_found(session, ticket_id))
+def _check_assignee(session: Session, caller: Caller, patch: TicketPatch) -> None:
+    if Permission.TICKETS_ASSIGN not in caller.permissions:
+        raise Forbidden("You lack the permission 'tickets.assign' that assigning needs.")
+    if patch.assignee_id is None or caller.tenant is None:
+        return
+    if not may_work_tickets(session, caller.tenant.id, patch.assignee_id):
+        raise InvalidInput(
+            "The assignee must be a member of this workspace who may work tickets.",
+            code="invalid_assignee",
+            field="assignee_id",
+        )
+
+
+def delete_ticket(session: Session, caller: Caller, ticket_id: int) -> None:
+    session.delete(find_visible(session, caller, ticket_id))
     session.flush()
+
+
+def first_response(session: Session, ticket: Ticket, at: datetime) -> None:
+    """Record the first agent response and whether it missed the SLA."""
+    if ticket.first_response_at is None:
+        ticket.first_response_at = at
+        if ticket.sla_due_at is not None and at > ticket.sla_due_at:
+            ticket.sla_breached = True

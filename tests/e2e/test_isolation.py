@@ -9,7 +9,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _create_ticket(client: TestClient, headers: dict[str, str], title: str) -> int:
-    response = client.post("/api/v1/tickets", json={"title": title}, headers=headers)
+    response = client.post(
+        "/api/v1/tickets", json={"title": title, "customer_email": "c@example.com"}, headers=headers
+    )
     assert response.status_code == 201, response.text
     ticket_id: int = response.json()["id"]
     return ticket_id

@@ -1,0 +1,1 @@
+"""Comments on tickets: public replies and internal notes."""

@@ -1,0 +1,39 @@
+"""HTTP for /tickets/{id}/comments."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from auth.permissions import Permission
+from helpdesk.comments import service
+from helpdesk.comments.schemas import CommentIn, CommentOut, CommentPage
+from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.pipeline import Scope, require
+
+router = APIRouter(prefix="/tickets/{ticket_id}/comments", tags=["comments"])
+
+Reader = Annotated[Scope, Depends(require(Permission.TICKETS_READ))]
+Writer = Annotated[Scope, Depends(require(Permission.COMMENTS_CREATE))]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 404: {}, 422: {}}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+def add_comment(ticket_id: int, body: CommentIn, scope: Writer) -> CommentOut:
+    return CommentOut.model_validate(
+        service.add_comment(scope.session, scope.caller, ticket_id, body)
+    )
+
+
+@router.get("", responses=_ERRORS)
+def list_comments(
+    ticket_id: int,
+    scope: Reader,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> CommentPage:
+    rows = service.list_comments(
+        scope.session, scope.caller, ticket_id, after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    items = [CommentOut.model_validate(c) for c in rows[:limit]]
+    more = len(rows) > limit
+    return CommentPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)

@@ -1,0 +1,1 @@
+"""Customers: the people who request support in a workspace."""

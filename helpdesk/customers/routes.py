@@ -1,0 +1,44 @@
+"""HTTP for /customers."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from auth.permissions import Permission
+from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.customers import service
+from helpdesk.customers.schemas import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
+from helpdesk.pipeline import Scope, require
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+
+Reader = Annotated[Scope, Depends(require(Permission.CUSTOMERS_READ))]
+Writer = Annotated[Scope, Depends(require(Permission.CUSTOMERS_WRITE))]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
+
+
+@router.get("", responses=_ERRORS)
+def list_customers(
+    scope: Reader,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> CustomerPage:
+    rows = service.list_customers(scope.session, after_id=decode_cursor(cursor), limit=limit + 1)
+    items = [CustomerOut.model_validate(c) for c in rows[:limit]]
+    more = len(rows) > limit
+    return CustomerPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@router.get("/{customer_id}", responses={**_ERRORS, 404: {}})
+def get_customer(customer_id: int, scope: Reader) -> CustomerOut:
+    return CustomerOut.model_validate(service.get_customer(scope.session, customer_id))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
+def create_customer(body: CustomerIn, scope: Writer) -> CustomerOut:
+    return CustomerOut.model_validate(service.create_customer(scope.session, body))
+
+
+@router.patch("/{customer_id}", responses={**_ERRORS, 404: {}, 409: {}, 422: {}})
+def update_customer(customer_id: int, body: CustomerPatch, scope: Writer) -> CustomerOut:
+    return CustomerOut.model_validate(service.update_customer(scope.session, customer_id, body))

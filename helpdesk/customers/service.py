@@ -1,0 +1,66 @@
+"""Customer rules: one record per email (case-insensitively) in a workspace."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from helpdesk.core.errors import Conflict, NotFound
+from helpdesk.customers import repository
+from helpdesk.customers.models import Customer
+from helpdesk.customers.schemas import CustomerIn, CustomerPatch
+
+
+def _duplicate(email: str) -> Conflict:
+    return Conflict(f"A customer with the email {email} exists already.", code="duplicate_email")
+
+
+def get_customer(session: Session, customer_id: int) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"No customer {customer_id} in this workspace.", code="customer_not_found")
+    return customer
+
+
+def list_customers(session: Session, *, after_id: int | None, limit: int) -> Sequence[Customer]:
+    return repository.page(session, after_id=after_id, limit=limit)
+
+
+def create_customer(session: Session, data: CustomerIn) -> Customer:
+    if repository.by_email(session, str(data.email)) is not None:
+        raise _duplicate(str(data.email))
+    customer = Customer(**data.model_dump(mode="json"))
+    session.add(customer)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # a concurrent request took the email first
+        raise _duplicate(str(data.email)) from exc
+    session.refresh(customer)
+    return customer
+
+
+def update_customer(session: Session, customer_id: int, patch: CustomerPatch) -> Customer:
+    customer = get_customer(session, customer_id)
+    changes = patch.model_dump(mode="json", exclude_unset=True)
+    new_email = changes.get("email")
+    if new_email and new_email.lower() != customer.email.lower():
+        other = repository.by_email(session, new_email)
+        if other is not None:
+            raise _duplicate(new_email)
+    for field, value in changes.items():
+        if value is None and field in ("email", "name", "tier"):
+            continue  # required fields cannot be cleared
+        setattr(customer, field, value)
+    customer.updated_at = datetime.now(UTC)
+    session.flush()
+    return customer
+
+
+def customer_for_email(session: Session, email: str, name: str | None) -> Customer:
+    """The customer with this email, created on the fly when a ticket names a new one."""
+    existing = repository.by_email(session, email)
+    if existing is not None:
+        return existing
+    return create_customer(session, CustomerIn(email=email, name=name or ""))

@@ -1,0 +1,38 @@
+"""Per-workspace settings that drive SLA, assignment and the ticket jobs (one row)."""
+
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Integer,
+    SmallInteger,
+    String,
+    Time,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from helpdesk.core.models import TenantBase
+
+
+class WorkspaceSettings(TenantBase):
+    __tablename__ = "workspace_settings"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    # Hours to first response by priority; missing keys fall back to the product defaults.
+    sla_hours: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    business_hours_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    business_start: Mapped[time] = mapped_column(Time, server_default=text("'09:00'"))
+    business_end: Mapped[time] = mapped_column(Time, server_default=text("'17:00'"))
+    # ISO weekdays, Monday = 1.
+    business_days: Mapped[str] = mapped_column(String(16), server_default="12345")
+    auto_assign: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    auto_close_days: Mapped[int] = mapped_column(Integer, server_default=text("7"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,67 @@
+"""SLA due times and the workspace settings that shape them."""
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from helpdesk.sla.models import WorkspaceSettings
+
+DEFAULT_SLA_HOURS: dict[str, float] = {"critical": 1, "high": 4, "medium": 24, "low": 72}
+
+
+def load_settings(session: Session) -> WorkspaceSettings:
+    """The workspace's settings row, or the product defaults when it has never saved any."""
+    row = session.scalars(select(WorkspaceSettings)).one_or_none()
+    return row if row is not None else WorkspaceSettings(**DEFAULT_SETTINGS)
+
+
+# Mirrors the table's server defaults, for a workspace that has not saved its settings yet.
+DEFAULT_SETTINGS: dict[str, object] = {
+    "id": 1,
+    "sla_hours": {},
+    "business_hours_only": False,
+    "timezone": "UTC",
+    "business_start": time(9, 0),
+    "business_end": time(17, 0),
+    "business_days": "12345",
+    "auto_assign": False,
+    "auto_close_days": 7,
+}
+
+
+def sla_hours(settings: WorkspaceSettings, priority: str) -> float:
+    override = (settings.sla_hours or {}).get(priority)
+    return float(override) if override is not None else DEFAULT_SLA_HOURS[priority]
+
+
+def due_at(created: datetime, priority: str, settings: WorkspaceSettings) -> datetime:
+    """When the first response is due: wall-clock hours, or business hours in the workspace's
+    time zone when the workspace counts only those."""
+    budget = timedelta(hours=sla_hours(settings, priority))
+    if not settings.business_hours_only:
+        return created + budget
+    return _add_business_time(created, budget, settings)
+
+
+def _add_business_time(start: datetime, budget: timedelta, settings: WorkspaceSettings) -> datetime:
+    zone = ZoneInfo(settings.timezone)
+    days = {int(d) for d in settings.business_days if d.isdigit()}
+    if not days or settings.business_start >= settings.business_end:
+        return start + budget
+    cursor = start.astimezone(zone)
+    remaining = budget
+    # Walk day by day; at most a few hundred iterations even for a 72-hour budget over holidays.
+    for _ in range(3660):
+        day_open = datetime.combine(cursor.date(), settings.business_start, zone)
+        day_close = datetime.combine(cursor.date(), settings.business_end, zone)
+        if cursor.isoweekday() in days and cursor < day_close:
+            begin = max(cursor, day_open)
+            available = day_close - begin
+            if remaining <= available:
+                return (begin + remaining).astimezone(UTC)
+            remaining -= available
+        next_day = cursor.date() + timedelta(days=1)
+        cursor = datetime.combine(next_day, settings.business_start, zone)
+    raise ValueError("no business hours within ten years; check the workspace's business days")

@@ -1,0 +1,46 @@
+"""Who may work tickets, and automatic assignment to the least-loaded agent."""
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from auth.permissions import BUILTIN_ROLES, Permission
+
+WORKING_STATUSES = ("open", "in_progress", "pending")
+
+
+def roles_that_work_tickets() -> list[str]:
+    return [role for role, perms in BUILTIN_ROLES.items() if Permission.TICKETS_UPDATE in perms]
+
+
+def may_work_tickets(session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    row = session.execute(
+        text(
+            "SELECT 1 FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
+            " WHERE m.tenant_id = :t AND m.user_id = :u AND m.role = ANY(:roles)"
+            " AND NOT u.disabled"
+        ),
+        {"t": tenant_id, "u": user_id, "roles": roles_that_work_tickets()},
+    ).first()
+    return row is not None
+
+
+def least_loaded_agent(session: Session, tenant_id: uuid.UUID) -> uuid.UUID | None:
+    """The active agent with the fewest working tickets (ties: longest-standing member).
+
+    Serialised per workspace with a transaction-scoped advisory lock, so two tickets created at
+    the same moment do not both pick the same agent from the same counts.
+    """
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), 1)"))
+    return session.execute(
+        text(
+            "SELECT m.user_id FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
+            " LEFT JOIN (SELECT assignee_id, count(*) AS n FROM tickets"
+            "            WHERE status = ANY(:working) GROUP BY assignee_id) load"
+            "   ON load.assignee_id = m.user_id"
+            " WHERE m.tenant_id = :t AND m.role = 'agent' AND NOT u.disabled"
+            " ORDER BY coalesce(load.n, 0), m.created_at, m.user_id LIMIT 1"
+        ),
+        {"t": tenant_id, "working": list(WORKING_STATUSES)},
+    ).scalar_one_or_none()
