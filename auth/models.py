@@ -14,6 +14,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from helpdesk.core.models import PublicBase
@@ -83,3 +84,33 @@ class LoginAttempt(PublicBase):
     email: Mapped[str] = mapped_column(String(320))
     address: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CustomRole(PublicBase):
+    """A workspace's own named set of permissions, with the reach of its ticket permissions."""
+
+    __tablename__ = "custom_roles"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("public.tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    ticket_scope: Mapped[str] = mapped_column(String(16), server_default="all")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Invitation(PublicBase):
+    """A one-time token that lets a new member choose their password."""
+
+    __tablename__ = "invitations"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("public.users.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("public.tenants.id", ondelete="CASCADE")
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

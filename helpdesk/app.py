@@ -8,7 +8,9 @@ from helpdesk.comments.routes import router as comments_router
 from helpdesk.customers.routes import router as customers_router
 from helpdesk.errors import install_error_handlers
 from helpdesk.health import router as health_router
+from helpdesk.members.routes import router as members_router
 from helpdesk.middleware import RequestContextMiddleware
+from helpdesk.roles.routes import router as roles_router
 from helpdesk.runtime import Runtime
 from helpdesk.signin.routes import router as signin_router
 from helpdesk.tickets.routes import router as tickets_router
@@ -34,6 +36,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         tickets_router,
         comments_router,
         customers_router,
+        members_router,
+        roles_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -15,7 +15,8 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES, Permission, TicketScope
+from auth.permissions import Permission, TicketScope
+from auth.roles import resolve_role
 from auth.tokens import AccessClaims, decode_access_token
 from helpdesk.core.db import transaction
 from helpdesk.core.errors import Forbidden, Unauthorized
@@ -29,8 +30,9 @@ _ENTER_TENANT = text(
     " FROM public.tenants WHERE id = :tenant_id"
 )
 _MEMBER = text(
-    "SELECT m.role, u.email, u.name, u.disabled FROM public.memberships m"
-    " JOIN public.users u ON u.id = m.user_id"
+    "SELECT m.role, u.email, u.name, u.disabled, cr.permissions, cr.ticket_scope"
+    " FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
+    " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
     " WHERE m.user_id = :user_id AND m.tenant_id = :tenant_id"
 )
 _OPERATOR = text("SELECT email, name, disabled, is_operator FROM public.users WHERE id = :user_id")
@@ -45,6 +47,13 @@ class Caller:
     permissions: frozenset[Permission]
     ticket_scope: TicketScope
     tenant: TenantRef | None
+
+    @property
+    def workspace(self) -> TenantRef:
+        """The caller's workspace; tenant-scoped routes always have one."""
+        if self.tenant is None:
+            raise RuntimeError("a workspace-scoped service was called without a workspace")
+        return self.tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +105,14 @@ def _enter_tenant(session: Session, claims: AccessClaims, tenant_id: uuid.UUID) 
         role_name=row.role_name,
         status=row.status,
     )
+    permissions, ticket_scope = resolve_role(member.role, member.permissions, member.ticket_scope)
     return Caller(
         user_id=claims.user_id,
         email=member.email,
         name=member.name,
         role=member.role,
-        permissions=BUILTIN_ROLES.get(member.role, frozenset()),
-        ticket_scope=BUILTIN_TICKET_SCOPES.get(member.role, TicketScope.ALL),
+        permissions=permissions,
+        ticket_scope=ticket_scope,
         tenant=tenant,
     )
 

@@ -6,23 +6,46 @@ import binascii
 from helpdesk.core.errors import InvalidInput
 
 
+def _encode(kind: str, value: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+
+
+def _decode(kind: str, cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise _invalid() from exc
+    prefix, _, value = raw.partition(":")
+    if prefix != kind or not value:
+        raise _invalid()
+    return value
+
+
+def _invalid() -> InvalidInput:
+    return InvalidInput(
+        "The cursor is not one this API issued.",
+        code="invalid_cursor",
+        field="cursor",
+        source="query",
+    )
+
+
 def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+    return _encode("id", str(last_id))
 
 
 def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, value = raw.partition(":")
-        if prefix != "id" or not value.isdigit():
-            raise ValueError(raw)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            "The cursor is not one this API issued.",
-            code="invalid_cursor",
-            field="cursor",
-            source="query",
-        ) from exc
+    value = _decode("id", cursor)
+    if not value.isdigit():
+        raise _invalid()
+    return int(value)
+
+
+def encode_key_cursor(last_key: str) -> str:
+    return _encode("k", last_key)
+
+
+def decode_key_cursor(cursor: str | None) -> str | None:
+    return _decode("k", cursor) if cursor else None

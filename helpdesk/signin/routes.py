@@ -4,7 +4,16 @@ from fastapi import APIRouter, Request, Response, status
 
 from helpdesk.pipeline import AnyCaller, ClaimsDep, RuntimeDep, public
 from helpdesk.signin import service
-from helpdesk.signin.schemas import LoginIn, MeOut, RefreshIn, TenantOut, TokenOut, UserOut
+from helpdesk.signin.schemas import (
+    InvitationAccept,
+    InvitationAccepted,
+    LoginIn,
+    MeOut,
+    RefreshIn,
+    TenantOut,
+    TokenOut,
+    UserOut,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -50,3 +59,10 @@ def me(scope: AnyCaller) -> MeOut:
         role=caller.role,
         permissions=sorted(p.value for p in caller.permissions),
     )
+
+
+@router.post("/invitations/accept", responses={401: {}, 422: {}})
+@public
+def accept_invitation(body: InvitationAccept, runtime: RuntimeDep) -> InvitationAccepted:
+    email = service.accept_invitation(runtime.sessions, body.token, body.password)
+    return InvitationAccepted(email=email)

@@ -40,3 +40,12 @@ class MeOut(BaseModel):
     tenant: TenantOut | None
     role: str
     permissions: list[str]
+
+
+class InvitationAccept(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class InvitationAccepted(BaseModel):
+    email: str

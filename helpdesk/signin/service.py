@@ -1,15 +1,17 @@
 """Sign-in rules. Login owns its transactions: a refused attempt must be recorded (throttle
 counter and platform audit) even though the request fails, so the refusal commits on its own."""
 
+import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.platform import record_platform_event
-from auth.passwords import verify_password
+from auth.models import Invitation, User
+from auth.passwords import hash_password, password_problem, verify_password
 from auth.refresh_tokens import issue_refresh_token, revoke_refresh_token, spend_refresh_token
 from auth.throttle import check_login_allowed, clear_login_failures, record_login_failure
 from auth.tokens import issue_access_token
@@ -140,3 +142,28 @@ def logout(sessions: sessionmaker[Session], token: str, user_id: uuid.UUID) -> N
     tenant's role, so this runs in its own transaction rather than the tenant scope."""
     with transaction(sessions) as session:
         revoke_refresh_token(session, token, user_id=user_id)
+
+
+def accept_invitation(sessions: sessionmaker[Session], token: str, password: str) -> str:
+    """Set a new member's first password from their one-time invitation; return their email."""
+    problem = password_problem(password)
+    if problem:
+        raise InvalidInput(f"The password is not usable: {problem}.", field="password")
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    with transaction(sessions) as session:
+        invitation = session.get(Invitation, digest, with_for_update=True)
+        if invitation is None or invitation.used_at or invitation.expires_at <= datetime.now(UTC):
+            raise Unauthorized("The invitation is invalid, used or expired; ask for a new one.")
+        user = session.get(User, invitation.user_id)
+        if user is None:
+            raise Unauthorized("The invitation is invalid, used or expired; ask for a new one.")
+        user.password_hash = hash_password(password)
+        invitation.used_at = datetime.now(UTC)
+        record_platform_event(
+            session,
+            action="auth.invitation_accepted",
+            actor_id=user.id,
+            actor_email=user.email,
+            tenant_id=invitation.tenant_id,
+        )
+        return user.email

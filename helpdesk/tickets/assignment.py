@@ -18,10 +18,16 @@ def may_work_tickets(session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID)
     row = session.execute(
         text(
             "SELECT 1 FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
-            " WHERE m.tenant_id = :t AND m.user_id = :u AND m.role = ANY(:roles)"
-            " AND NOT u.disabled"
+            " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
+            " WHERE m.tenant_id = :t AND m.user_id = :u AND NOT u.disabled"
+            " AND (m.role = ANY(:roles) OR :permission = ANY(cr.permissions))"
         ),
-        {"t": tenant_id, "u": user_id, "roles": roles_that_work_tickets()},
+        {
+            "t": tenant_id,
+            "u": user_id,
+            "roles": roles_that_work_tickets(),
+            "permission": Permission.TICKETS_UPDATE.value,
+        },
     ).first()
     return row is not None
 

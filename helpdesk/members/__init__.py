@@ -1,0 +1,1 @@
+"""Workspace membership as a tenant admin manages it."""

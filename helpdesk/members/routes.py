@@ -1,0 +1,53 @@
+"""HTTP for /members."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from auth.permissions import Permission
+from helpdesk.core.pagination import decode_key_cursor, encode_key_cursor
+from helpdesk.members import service
+from helpdesk.members.schemas import MemberAdded, MemberIn, MemberOut, MemberPage, MemberPatch
+from helpdesk.pipeline import Scope, require
+
+router = APIRouter(prefix="/members", tags=["members"])
+
+Manager = Annotated[Scope, Depends(require(Permission.MEMBERS_MANAGE))]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
+
+
+@router.get("", responses=_ERRORS)
+def list_members(
+    scope: Manager,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=600)] = None,
+) -> MemberPage:
+    rows = service.list_members(
+        scope.session, scope.caller, after=decode_key_cursor(cursor), limit=limit + 1
+    )
+    items = rows[:limit]
+    more = len(rows) > limit
+    return MemberPage(
+        items=items, next_cursor=encode_key_cursor(items[-1].email.lower()) if more else None
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
+def add_member(body: MemberIn, scope: Manager) -> MemberAdded:
+    member, invitation = service.add_member(scope.session, scope.caller, body)
+    return MemberAdded(**member.model_dump(), invitation_token=invitation)
+
+
+@router.patch("/{user_id}", responses={**_ERRORS, 404: {}, 409: {}, 422: {}})
+def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> MemberOut:
+    member, _before = service.change_role(scope.session, scope.caller, user_id, body.role)
+    return member
+
+
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}, 409: {}}
+)
+def remove_member(user_id: uuid.UUID, scope: Manager) -> Response:
+    service.remove_member(scope.session, scope.caller, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""Built-in and custom roles of a workspace."""

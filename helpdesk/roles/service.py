@@ -1,0 +1,119 @@
+"""Custom role rules: names never shadow a built-in, permissions come from the registry,
+built-in roles are read-only, and a role still held cannot be deleted."""
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from auth.models import CustomRole, Membership
+from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES
+from auth.roles import ROLE_NAME, all_permission_names, unknown_permissions
+from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from helpdesk.pipeline import Caller
+from helpdesk.roles.schemas import RoleIn, RoleOut, RolePatch
+
+
+def _check_permissions(names: list[str]) -> list[str]:
+    unknown = unknown_permissions(names)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown permission(s) {', '.join(unknown)}; valid ones are: "
+            f"{', '.join(all_permission_names())}.",
+            code="unknown_permission",
+            field="permissions",
+        )
+    return sorted(set(names))
+
+
+def _out(role: CustomRole) -> RoleOut:
+    return RoleOut(
+        name=role.name,
+        builtin=False,
+        permissions=sorted(role.permissions),
+        ticket_scope=role.ticket_scope,
+    )
+
+
+def list_roles(session: Session, caller: Caller) -> list[RoleOut]:
+    builtin = [
+        RoleOut(
+            name=name,
+            builtin=True,
+            permissions=sorted(p.value for p in perms),
+            ticket_scope=BUILTIN_TICKET_SCOPES[name].value,
+        )
+        for name, perms in BUILTIN_ROLES.items()
+    ]
+    custom = session.scalars(
+        select(CustomRole)
+        .where(CustomRole.tenant_id == caller.workspace.id)
+        .order_by(CustomRole.name)
+    )
+    return builtin + [_out(role) for role in custom]
+
+
+def _custom(session: Session, caller: Caller, name: str) -> CustomRole:
+    if name in BUILTIN_ROLES:
+        raise Forbidden(f"You lack permission to change the built-in role {name!r}.")
+    role = session.get(CustomRole, (caller.workspace.id, name))
+    if role is None:
+        raise NotFound(f"No role {name!r} in this workspace.", code="role_not_found")
+    return role
+
+
+def role_exists(session: Session, caller: Caller, name: str) -> bool:
+    return name in BUILTIN_ROLES or session.get(CustomRole, (caller.workspace.id, name)) is not None
+
+
+def create_role(session: Session, caller: Caller, data: RoleIn) -> RoleOut:
+    if not ROLE_NAME.fullmatch(data.name):
+        raise InvalidInput(
+            "A role name is 2 to 64 characters: a lowercase letter, then lowercase letters, "
+            "digits, '-' or '_'.",
+            code="invalid_role_name",
+            field="name",
+        )
+    if role_exists(session, caller, data.name):
+        raise Conflict(f"A role named {data.name!r} exists already.", code="role_exists")
+    role = CustomRole(
+        tenant_id=caller.workspace.id,
+        name=data.name,
+        permissions=_check_permissions(data.permissions),
+        ticket_scope=data.ticket_scope,
+    )
+    session.add(role)
+    session.flush()
+    return _out(role)
+
+
+def update_role(
+    session: Session, caller: Caller, name: str, patch: RolePatch
+) -> tuple[RoleOut, dict[str, object]]:
+    role = _custom(session, caller, name)
+    changes: dict[str, object] = {}
+    if patch.permissions is not None:
+        permissions = _check_permissions(patch.permissions)
+        if permissions != sorted(role.permissions):
+            changes["permissions"] = {"before": sorted(role.permissions), "after": permissions}
+            role.permissions = permissions
+    if patch.ticket_scope is not None and patch.ticket_scope != role.ticket_scope:
+        changes["ticket_scope"] = {"before": role.ticket_scope, "after": patch.ticket_scope}
+        role.ticket_scope = patch.ticket_scope
+    session.flush()
+    return _out(role), changes
+
+
+def delete_role(session: Session, caller: Caller, name: str) -> None:
+    role = _custom(session, caller, name)
+    holders = session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.tenant_id == role.tenant_id, Membership.role == name)
+    )
+    if holders:
+        members = "member holds" if holders == 1 else "members hold"
+        raise Conflict(
+            f"The role {name!r} cannot be deleted: {holders} {members} it. Reassign them first.",
+            code="role_in_use",
+        )
+    session.delete(role)
+    session.flush()
