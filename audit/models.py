@@ -4,11 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, String, func
+from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from helpdesk.core.models import PublicBase
+from helpdesk.core.models import PublicBase, TenantBase
 
 
 class PlatformAuditEvent(PublicBase):
@@ -31,3 +31,45 @@ class PlatformAuditEvent(PublicBase):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class AuditEvent(TenantBase):
+    """One workspace event. ``hash`` chains it to the previous event; personal values live in
+    ``personal`` and enter the hash only through ``personal_digest``, so erasing them for GDPR
+    leaves the chain verifiable."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+        Index("ix_audit_events_action", "action"),
+        Index("ix_audit_events_target", "target_type", "target_id"),
+        Index("ix_audit_events_actor_id", "actor_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_id: Mapped[uuid.UUID | None]
+    actor_role: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    personal_data: Mapped[bool] = mapped_column(Boolean)
+    personal: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    personal_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(TenantBase):
+    """Where a retention purge cut the chain: the remaining chain starts from ``last_hash``."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_purged_id: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    purged_count: Mapped[int] = mapped_column(BigInteger)

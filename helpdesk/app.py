@@ -5,6 +5,7 @@ import logging
 from fastapi import FastAPI
 
 from helpdesk.comments.routes import router as comments_router
+from helpdesk.compliance.audit_routes import router as audit_router
 from helpdesk.customers.routes import router as customers_router
 from helpdesk.errors import install_error_handlers
 from helpdesk.health import router as health_router
@@ -38,6 +39,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         customers_router,
         members_router,
         roles_router,
+        audit_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -15,10 +15,11 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from audit.trail import Actor, record_event
 from auth.permissions import Permission, TicketScope
 from auth.roles import resolve_role
 from auth.tokens import AccessClaims, decode_access_token
-from helpdesk.core.db import transaction
+from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.core.errors import Forbidden, Unauthorized
 from helpdesk.runtime import Runtime
 from tenants.context import TenantRef
@@ -56,12 +57,40 @@ class Caller:
         return self.tenant
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Scope:
     """A caller and the open transaction their request runs in."""
 
     session: Session
     caller: Caller
+    audited: bool = False
+
+    def audit(
+        self,
+        action: str,
+        target_type: str | None = None,
+        target_id: object = None,
+        *,
+        changes: dict[str, Any] | None = None,
+        personal_data: bool = False,
+    ) -> None:
+        """Record this request's one audit event, in the request's own transaction."""
+        if self.audited:
+            raise RuntimeError(f"a request records one audit event; {action} would be a second")
+        record_event(
+            self.session,
+            actor=actor_of(self.caller),
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            changes=changes,
+            personal_data=personal_data,
+        )
+        self.audited = True
+
+
+def actor_of(caller: Caller) -> Actor:
+    return Actor(id=caller.user_id, email=caller.email, role=caller.role)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -142,14 +171,45 @@ def any_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
         yield Scope(session, caller)
 
 
-def tenant_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
+def tenant_scope(request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
     if claims.tenant_id is None:
         raise Forbidden(
             "You lack permission here: this endpoint works inside a workspace, and a platform "
             "operator's token names none."
         )
-    with transaction(runtime.sessions) as session:
-        yield Scope(session, _enter_tenant(session, claims, claims.tenant_id))
+    caller: Caller | None = None
+    try:
+        with transaction(runtime.sessions) as session:
+            caller = _enter_tenant(session, claims, claims.tenant_id)
+            scope = Scope(session, caller)
+            yield scope
+            if request.method not in SAFE_METHODS and not scope.audited:
+                raise RuntimeError(f"{request.method} {request.url.path} changed data unaudited")
+    except Forbidden as refusal:
+        if caller is not None and caller.tenant is not None:
+            _record_denied(runtime, caller, request, refusal)
+        raise
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _record_denied(runtime: Runtime, caller: Caller, request: Request, refusal: Forbidden) -> None:
+    """A refusal rolls the request back; record it in a transaction of its own."""
+    tenant = caller.workspace
+    route = request.scope.get("route")
+    with tenant_transaction(runtime.sessions, tenant.schema_name, tenant.role_name) as session:
+        record_event(
+            session,
+            actor=actor_of(caller),
+            action=refusal.permission or "access.denied",
+            outcome="denied",
+            changes={
+                "method": request.method,
+                "route": getattr(route, "path", request.url.path),
+                "reason": refusal.detail,
+            },
+        )
 
 
 def operator_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
@@ -173,6 +233,7 @@ def require(permission: Permission) -> Callable[..., Scope]:
         if permission not in scope.caller.permissions:
             raise Forbidden(
                 f"You lack the permission {permission.value!r} that this action needs.",
+                permission=permission.value,
             )
         return scope
 

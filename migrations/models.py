@@ -8,9 +8,10 @@ import helpdesk.sla.models
 import helpdesk.tickets.models
 import helpdesk.webhooks.models
 import tenants.models
+from audit.schema_sql import TENANT_EXTRA_DDL
 from helpdesk.core.models import PublicBase, TenantBase
 
-__all__ = ["MODEL_MODULES", "PUBLIC_METADATA", "TENANT_METADATA"]
+__all__ = ["MODEL_MODULES", "PUBLIC_METADATA", "TENANT_EXTRA_DDL", "TENANT_METADATA"]
 
 MODEL_MODULES = (
     audit.models,

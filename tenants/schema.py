@@ -46,7 +46,7 @@ def tenant_ddl() -> str:
     """
     # Imported here: ``migrations.models`` pulls in every package's models, and the registry
     # must not import the packages above it at module load.
-    from migrations.models import TENANT_METADATA
+    from migrations.models import TENANT_EXTRA_DDL, TENANT_METADATA
 
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     statements = []
@@ -54,5 +54,6 @@ def tenant_ddl() -> str:
         statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+    statements.extend(sql.strip() for sql in TENANT_EXTRA_DDL)
     statements.append(VERSION_TABLE_DDL)
     return ";\n".join(statements)

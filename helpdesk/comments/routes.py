@@ -19,9 +19,15 @@ _ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 404: {}, 422: {}}
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
 def add_comment(ticket_id: int, body: CommentIn, scope: Writer) -> CommentOut:
-    return CommentOut.model_validate(
-        service.add_comment(scope.session, scope.caller, ticket_id, body)
+    comment = service.add_comment(scope.session, scope.caller, ticket_id, body)
+    scope.audit(
+        "comment.create",
+        "comment",
+        comment.id,
+        changes={"ticket_id": ticket_id, "public": body.public, "body": body.body},
+        personal_data=True,
     )
+    return CommentOut.model_validate(comment)
 
 
 @router.get("", responses=_ERRORS)
@@ -36,4 +42,7 @@ def list_comments(
     )
     items = [CommentOut.model_validate(c) for c in rows[:limit]]
     more = len(rows) > limit
+    scope.audit(
+        "comment.list", "ticket", ticket_id, changes={"count": len(items)}, personal_data=True
+    )
     return CommentPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)

@@ -50,6 +50,12 @@ class Forbidden(AppError):
     status_code = 403
     code = "permission_denied"
 
+    def __init__(
+        self, detail: str, *, code: str | None = None, permission: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.permission = permission
+
 
 class RateLimited(AppError):
     status_code = 429

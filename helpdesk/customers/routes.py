@@ -25,20 +25,33 @@ def list_customers(
 ) -> CustomerPage:
     rows = service.list_customers(scope.session, after_id=decode_cursor(cursor), limit=limit + 1)
     items = [CustomerOut.model_validate(c) for c in rows[:limit]]
+    scope.audit("customer.list", "customer", changes={"count": len(items)}, personal_data=True)
     more = len(rows) > limit
     return CustomerPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
 @router.get("/{customer_id}", responses={**_ERRORS, 404: {}})
 def get_customer(customer_id: int, scope: Reader) -> CustomerOut:
-    return CustomerOut.model_validate(service.get_customer(scope.session, customer_id))
+    customer = service.get_customer(scope.session, customer_id)
+    scope.audit("customer.read", "customer", customer.id, personal_data=True)
+    return CustomerOut.model_validate(customer)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
 def create_customer(body: CustomerIn, scope: Writer) -> CustomerOut:
-    return CustomerOut.model_validate(service.create_customer(scope.session, body))
+    customer = service.create_customer(scope.session, body)
+    scope.audit(
+        "customer.create",
+        "customer",
+        customer.id,
+        changes=body.model_dump(mode="json", exclude_none=True),
+        personal_data=True,
+    )
+    return CustomerOut.model_validate(customer)
 
 
 @router.patch("/{customer_id}", responses={**_ERRORS, 404: {}, 409: {}, 422: {}})
 def update_customer(customer_id: int, body: CustomerPatch, scope: Writer) -> CustomerOut:
-    return CustomerOut.model_validate(service.update_customer(scope.session, customer_id, body))
+    customer, diff = service.update_customer(scope.session, customer_id, body)
+    scope.audit("customer.update", "customer", customer.id, changes=diff, personal_data=True)
+    return CustomerOut.model_validate(customer)

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -41,7 +42,9 @@ def create_customer(session: Session, data: CustomerIn) -> Customer:
     return customer
 
 
-def update_customer(session: Session, customer_id: int, patch: CustomerPatch) -> Customer:
+def update_customer(
+    session: Session, customer_id: int, patch: CustomerPatch
+) -> tuple[Customer, dict[str, Any]]:
     customer = get_customer(session, customer_id)
     changes = patch.model_dump(mode="json", exclude_unset=True)
     new_email = changes.get("email")
@@ -49,13 +52,17 @@ def update_customer(session: Session, customer_id: int, patch: CustomerPatch) ->
         other = repository.by_email(session, new_email)
         if other is not None:
             raise _duplicate(new_email)
+    diff: dict[str, Any] = {}
     for field, value in changes.items():
         if value is None and field in ("email", "name", "tier"):
             continue  # required fields cannot be cleared
-        setattr(customer, field, value)
-    customer.updated_at = datetime.now(UTC)
+        if getattr(customer, field) != value:
+            diff[field] = {"before": getattr(customer, field), "after": value}
+            setattr(customer, field, value)
+    if diff:
+        customer.updated_at = datetime.now(UTC)
     session.flush()
-    return customer
+    return customer, diff
 
 
 def customer_for_email(session: Session, email: str, name: str | None) -> Customer:

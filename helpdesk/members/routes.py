@@ -28,6 +28,7 @@ def list_members(
     )
     items = rows[:limit]
     more = len(rows) > limit
+    scope.audit("member.list", "member", changes={"count": len(items)}, personal_data=True)
     return MemberPage(
         items=items, next_cursor=encode_key_cursor(items[-1].email.lower()) if more else None
     )
@@ -36,12 +37,21 @@ def list_members(
 @router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
 def add_member(body: MemberIn, scope: Manager) -> MemberAdded:
     member, invitation = service.add_member(scope.session, scope.caller, body)
+    scope.audit(
+        "member.add",
+        "member",
+        member.user_id,
+        changes={"email": member.email, "role": member.role, "invited": invitation is not None},
+        personal_data=True,
+    )
     return MemberAdded(**member.model_dump(), invitation_token=invitation)
 
 
 @router.patch("/{user_id}", responses={**_ERRORS, 404: {}, 409: {}, 422: {}})
 def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> MemberOut:
-    member, _before = service.change_role(scope.session, scope.caller, user_id, body.role)
+    member, before = service.change_role(scope.session, scope.caller, user_id, body.role)
+    changes = {"role": {"before": before, "after": body.role}}
+    scope.audit("member.role_change", "member", user_id, changes=changes)
     return member
 
 
@@ -49,5 +59,6 @@ def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> Member
     "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}, 409: {}}
 )
 def remove_member(user_id: uuid.UUID, scope: Manager) -> Response:
-    service.remove_member(scope.session, scope.caller, user_id)
+    removed = service.remove_member(scope.session, scope.caller, user_id)
+    scope.audit("member.remove", "member", user_id, changes={"role": removed.role})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,12 +22,15 @@ def list_roles(scope: Manager) -> RoleList:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
 def create_role(body: RoleIn, scope: Manager) -> RoleOut:
-    return service.create_role(scope.session, scope.caller, body)
+    role = service.create_role(scope.session, scope.caller, body)
+    scope.audit("role.create", "role", role.name, changes=role.model_dump(mode="json"))
+    return role
 
 
 @router.patch("/{name}", responses={**_ERRORS, 404: {}, 422: {}})
 def update_role(name: str, body: RolePatch, scope: Manager) -> RoleOut:
-    role, _changes = service.update_role(scope.session, scope.caller, name, body)
+    role, changes = service.update_role(scope.session, scope.caller, name, body)
+    scope.audit("role.update", "role", name, changes=changes)
     return role
 
 
@@ -36,4 +39,5 @@ def update_role(name: str, body: RolePatch, scope: Manager) -> RoleOut:
 )
 def delete_role(name: str, scope: Manager) -> Response:
     service.delete_role(scope.session, scope.caller, name)
+    scope.audit("role.delete", "role", name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,15 +22,24 @@ Cursor = Annotated[str | None, Query(max_length=64)]
 _ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
 
 
-def _page(views: list[TicketView], limit: int) -> TicketPage:
+def _audited_page(scope: Scope, views: list[TicketView], limit: int) -> TicketPage:
     items = [v.out() for v in views[:limit]]
     more = len(views) > limit
+    scope.audit("ticket.list", "ticket", changes={"count": len(items)}, personal_data=True)
     return TicketPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
 def create_ticket(body: TicketIn, scope: Creator) -> TicketOut:
-    return service.create_ticket(scope.session, scope.caller, body).out()
+    ticket = service.create_ticket(scope.session, scope.caller, body).out()
+    scope.audit(
+        "ticket.create",
+        "ticket",
+        ticket.id,
+        changes=body.model_dump(mode="json", exclude_none=True),
+        personal_data=True,
+    )
+    return ticket
 
 
 @router.get("", responses=_ERRORS)
@@ -43,7 +52,7 @@ def list_tickets(
     views = service.list_tickets(
         scope.session, scope.caller, filters, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    return _page(views, limit)
+    return _audited_page(scope, views, limit)
 
 
 @router.get("/mine", responses=_ERRORS)
@@ -51,17 +60,21 @@ def list_my_tickets(scope: Reader, limit: Limit = 50, cursor: Cursor = None) -> 
     views = service.list_mine(
         scope.session, scope.caller, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    return _page(views, limit)
+    return _audited_page(scope, views, limit)
 
 
 @router.get("/{ticket_id}", responses={**_ERRORS, 404: {}})
 def get_ticket(ticket_id: int, scope: Reader) -> TicketOut:
-    return service.get_ticket(scope.session, scope.caller, ticket_id).out()
+    ticket = service.get_ticket(scope.session, scope.caller, ticket_id).out()
+    scope.audit("ticket.read", "ticket", ticket.id, personal_data=True)
+    return ticket
 
 
 @router.patch("/{ticket_id}", responses={**_ERRORS, 404: {}, 409: {}})
 def update_ticket(ticket_id: int, body: TicketPatch, scope: Updater) -> TicketOut:
-    return service.update_ticket(scope.session, scope.caller, ticket_id, body).out()
+    view, diff = service.update_ticket(scope.session, scope.caller, ticket_id, body)
+    scope.audit("ticket.update", "ticket", ticket_id, changes=diff, personal_data=True)
+    return view.out()
 
 
 @router.delete(
@@ -69,4 +82,5 @@ def update_ticket(ticket_id: int, body: TicketPatch, scope: Updater) -> TicketOu
 )
 def delete_ticket(ticket_id: int, scope: Deleter) -> Response:
     service.delete_ticket(scope.session, scope.caller, ticket_id)
+    scope.audit("ticket.delete", "ticket", ticket_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

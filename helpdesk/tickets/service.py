@@ -176,7 +176,7 @@ def list_mine(
 
 def update_ticket(
     session: Session, caller: Caller, ticket_id: int, patch: TicketPatch
-) -> TicketView:
+) -> tuple[TicketView, dict[str, Any]]:
     ticket = find_visible(session, caller, ticket_id, lock=True)
     current = TicketStatus(ticket.status)
     changes = patch.model_dump(mode="json", exclude_unset=True)
@@ -214,7 +214,7 @@ def update_ticket(
         )
     if "assignee_id" in diff and ticket.assignee_id is not None:
         _notify_assignee(session, ticket)
-    return view
+    return view, diff
 
 
 def _apply(session: Session, ticket: Ticket, changes: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,151 @@
+"""Appending to a workspace's audit trail, inside the caller's transaction.
+
+Appends are serialised per workspace with a transaction-scoped advisory lock taken before the
+chain head is read, so two concurrent writers cannot both link to the same previous event
+(a fork); the lock is released at commit, when the new head becomes visible.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from audit.chain import GENESIS, canonical, event_hash, personal_digest, timestamp
+from audit.models import AuditCheckpoint, AuditEvent
+from helpdesk.core.request_context import current_request
+
+# Field names whose values are personal data: kept in ``personal``, erasable, hashed apart.
+PERSONAL_FIELDS = frozenset(
+    {
+        "email",
+        "name",
+        "phone",
+        "company",
+        "body",
+        "title",
+        "description",
+        "customer_email",
+        "customer_name",
+    }
+)
+SECRET_FIELDS = frozenset({"password", "password_hash", "secret", "token", "refresh_token"})
+_CHAIN_LOCK = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    id: uuid.UUID | None
+    email: str | None
+    role: str
+
+    @classmethod
+    def system(cls, job: str) -> "Actor":
+        return cls(id=None, email=None, role=f"system:{job}")
+
+
+def _split(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    plain: dict[str, Any] = {}
+    personal: dict[str, Any] = {}
+    for field, value in changes.items():
+        if field in SECRET_FIELDS:
+            continue  # never recorded, not even as "changed"
+        (personal if field in PERSONAL_FIELDS else plain)[field] = value
+    return plain, personal
+
+
+def chain_head(session: Session) -> str:
+    last = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    if last is not None:
+        return last
+    checkpoint = session.scalar(
+        select(AuditCheckpoint.last_hash).order_by(AuditCheckpoint.id.desc()).limit(1)
+    )
+    return checkpoint or GENESIS
+
+
+def record_event(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: object = None,
+    outcome: str = "success",
+    changes: dict[str, Any] | None = None,
+    personal_data: bool = False,
+) -> AuditEvent:
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), :k)"), {"k": _CHAIN_LOCK}
+    )
+    prev = chain_head(session)
+    event_id = session.scalar(text("SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))"))
+    request = current_request.get()
+    # Stored exactly as hashed: JSON types only, so the row reads back identical.
+    plain, personal_changes = (json.loads(canonical(part)) for part in _split(changes or {}))
+    personal: dict[str, Any] = {
+        "actor_email": actor.email,
+        "ip": request.ip if request else None,
+        "user_agent": request.user_agent if request else None,
+    }
+    if personal_changes:
+        personal["changes"] = personal_changes
+    occurred = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "id": event_id,
+        "occurred_at": timestamp(occurred),
+        "actor_id": str(actor.id) if actor.id else None,
+        "actor_role": actor.role,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id) if target_id is not None else None,
+        "outcome": outcome,
+        "request_id": request.request_id if request else None,
+        "changes": plain,
+        "personal_data": personal_data,
+        "personal_digest": personal_digest(personal),
+    }
+    event = AuditEvent(
+        id=event_id,
+        occurred_at=occurred,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        action=action,
+        target_type=target_type,
+        target_id=fields["target_id"],
+        outcome=outcome,
+        request_id=fields["request_id"],
+        changes=plain,
+        personal_data=personal_data,
+        personal=personal,
+        personal_digest=fields["personal_digest"],
+        prev_hash=prev,
+        hash=event_hash(prev, fields),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def chained_fields(event: AuditEvent) -> dict[str, Any]:
+    """The event as the chain sees it (the form ``audit.chain`` hashes and verifies)."""
+    return {
+        "id": event.id,
+        "occurred_at": timestamp(event.occurred_at),
+        "actor_id": str(event.actor_id) if event.actor_id else None,
+        "actor_role": event.actor_role,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "outcome": event.outcome,
+        "request_id": event.request_id,
+        "changes": event.changes,
+        "personal_data": event.personal_data,
+        "personal_digest": event.personal_digest,
+        "personal": event.personal,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }

@@ -1,0 +1,1 @@
+"""HTTP for compliance officers: the audit trail, GDPR subject requests, retention."""

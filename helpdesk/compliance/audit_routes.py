@@ -1,0 +1,57 @@
+"""HTTP for /audit: list and verify a workspace's trail. Reading the trail is audited too."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from audit import queries
+from auth.permissions import Permission
+from helpdesk.compliance.schemas import AuditEventOut, AuditFilterParams, AuditPage, VerifyOut
+from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.pipeline import Scope, require
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+Reader = Annotated[Scope, Depends(require(Permission.AUDIT_READ))]
+Verifier = Annotated[Scope, Depends(require(Permission.AUDIT_VERIFY))]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
+
+
+def to_filters(params: AuditFilterParams) -> queries.EventFilters:
+    return queries.EventFilters(**params.model_dump())
+
+
+@router.get("/events", responses=_ERRORS)
+def list_events(
+    scope: Reader,
+    params: Annotated[AuditFilterParams, Query()],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> AuditPage:
+    rows = queries.page(
+        scope.session, to_filters(params), after_id=decode_cursor(cursor), limit=limit + 1
+    )
+    items = [AuditEventOut.model_validate(queries.event_document(e)) for e in rows[:limit]]
+    more = len(rows) > limit
+    scope.audit(
+        "audit.read",
+        "audit_event",
+        changes={"filters": params.model_dump(mode="json", exclude_none=True), "count": len(items)},
+        personal_data=True,
+    )
+    return AuditPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@router.get("/verify", responses=_ERRORS)
+def verify(scope: Verifier) -> VerifyOut:
+    verdict = queries.verify_workspace(scope.session)
+    scope.audit(
+        "audit.verify",
+        "audit_event",
+        changes={"valid": verdict.valid, "events_checked": verdict.events_checked},
+    )
+    return VerifyOut(
+        valid=verdict.valid,
+        events_checked=verdict.events_checked,
+        first_invalid_id=verdict.first_invalid_id,
+    )
