@@ -89,9 +89,13 @@ def chain_start(session: Session) -> str:
 def stream_events(session: Session, query: Select[tuple[AuditEvent]]) -> Iterator[AuditEvent]:
     """Events through a server-side cursor, a batch at a time, in constant memory."""
     result = session.execute(query.execution_options(yield_per=1000))
-    for event in result.scalars():
-        yield event
-        session.expunge(event)
+    try:
+        for event in result.scalars():
+            yield event
+            session.expunge(event)
+    finally:
+        # Close the server-side cursor even when the caller stops early.
+        result.close()
 
 
 def verify_workspace(session: Session) -> Verdict:

@@ -197,7 +197,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def _record_denied(runtime: Runtime, caller: Caller, request: Request, refusal: Forbidden) -> None:
     """A refusal rolls the request back; record it in a transaction of its own."""
     tenant = caller.workspace
-    route = request.scope.get("route")
     with tenant_transaction(runtime.sessions, tenant.schema_name, tenant.role_name) as session:
         record_event(
             session,
@@ -206,7 +205,7 @@ def _record_denied(runtime: Runtime, caller: Caller, request: Request, refusal: 
             outcome="denied",
             changes={
                 "method": request.method,
-                "route": getattr(route, "path", request.url.path),
+                "path": request.url.path,
                 "reason": refusal.detail,
             },
         )

@@ -4,6 +4,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,8 +68,17 @@ def update_customer(
 
 
 def customer_for_email(session: Session, email: str, name: str | None) -> Customer:
-    """The customer with this email, created on the fly when a ticket names a new one."""
-    existing = repository.by_email(session, email)
-    if existing is not None:
-        return existing
-    return create_customer(session, CustomerIn(email=email, name=name or ""))
+    """The customer with this email, created on the fly when a ticket names a new one.
+
+    Two tickets from a new requester can arrive at once: the insert yields to whichever commits
+    first, and both tickets then share that one customer.
+    """
+    session.execute(
+        pg_insert(Customer)
+        .values(email=email, name=name or "")
+        .on_conflict_do_nothing(index_elements=[text("lower(email)")])
+    )
+    customer = repository.by_email(session, email)
+    if customer is None:  # the insert or the row it conflicted with must be there
+        raise RuntimeError(f"customer {email} neither inserted nor found")
+    return customer
