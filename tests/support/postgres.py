@@ -6,6 +6,7 @@ testcontainers, else an embedded server from pip.
 """
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -96,9 +97,14 @@ def start_server(provider: Provider, env: Mapping[str, str]) -> Server:
         return Server("docker", container.get_connection_url(), container.stop)
     from helpdesk.core.embedded import EmbeddedPostgres
 
-    data = Path(tempfile.mkdtemp(prefix="helpdesk-test-pg-")) / "pgdata"
-    embedded = EmbeddedPostgres(data, delete_on_stop=True)
-    return Server("embedded", embedded.libpq_url(), embedded.stop)
+    home = Path(tempfile.mkdtemp(prefix="helpdesk-test-pg-"))
+    embedded = EmbeddedPostgres(home / "pgdata", delete_on_stop=True)
+
+    def stop() -> None:
+        embedded.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+    return Server("embedded", embedded.libpq_url(), stop)
 
 
 def _libpq(url: str) -> str:
