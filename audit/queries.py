@@ -25,7 +25,7 @@ class EventFilters:
     until: datetime | None = None
 
 
-def filtered(filters: EventFilters) -> Select[tuple[AuditEvent]]:
+def filtered(filters: EventFilters) -> Select[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id)
     if filters.actor_id:
         query = query.where(AuditEvent.actor_id == filters.actor_id)
@@ -86,7 +86,7 @@ def chain_start(session: Session) -> str:
     return last or GENESIS
 
 
-def stream_events(session: Session, query: Select[tuple[AuditEvent]]) -> Iterator[AuditEvent]:
+def stream_events(session: Session, query: Select[AuditEvent]) -> Iterator[AuditEvent]:
     """Events through a server-side cursor, a batch at a time, in constant memory."""
     result = session.execute(query.execution_options(yield_per=1000))
     try:

@@ -37,7 +37,7 @@ def password_problem(password: str) -> str | None:
 
 
 def hash_password(password: str) -> str:
-    return _context.hash(password)
+    return str(_context.hash(password))
 
 
 def verify_password(password: str, stored_hash: str | None) -> tuple[bool, str | None]:
@@ -47,4 +47,5 @@ def verify_password(password: str, stored_hash: str | None) -> tuple[bool, str |
     if stored_hash is None:
         _context.verify(password, _DUMMY_HASH)
         return False, None
-    return _context.verify_and_update(password, stored_hash)
+    matches, new_hash = _context.verify_and_update(password, stored_hash)
+    return bool(matches), new_hash

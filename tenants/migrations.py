@@ -5,12 +5,13 @@ touched, several at a time, each in its own transaction with a ``lock_timeout``.
 reported (tenant, revision, error) and leaves the other tenants upgraded; a second run resumes.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy import Connection, Engine, select, text
@@ -79,8 +80,13 @@ def upgrade_tenant(
     def upgrade_steps(revision: Any, _context: Any) -> Any:
         return script._upgrade_revs(target, revision)
 
-    def on_apply(*, step: Any, **_: Any) -> None:
-        applied.append(step.up_revision_id)
+    def on_apply(
+        ctx: MigrationContext,
+        step: MigrationInfo,
+        heads: Collection[Any],
+        run_args: Mapping[str, Any],
+    ) -> None:
+        applied.append(str(step.up_revision_id))
 
     try:
         with engine.begin() as connection:

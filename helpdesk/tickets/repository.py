@@ -24,7 +24,7 @@ class Visibility:
     email: str
 
 
-def visible(query: Select[tuple[Ticket]], who: Visibility) -> Select[tuple[Ticket]]:
+def visible(query: Select[Ticket], who: Visibility) -> Select[Ticket]:
     if who.scope == TicketScope.OWN:
         own = select(Customer.id).where(func.lower(Customer.email) == who.email.lower())
         return query.where(Ticket.customer_id.in_(own.scalar_subquery()))

@@ -21,7 +21,14 @@ from helpdesk.tickets import repository
 from helpdesk.tickets.assignment import least_loaded_agent, may_work_tickets
 from helpdesk.tickets.models import Ticket
 from helpdesk.tickets.repository import Visibility
-from helpdesk.tickets.schemas import TicketFilters, TicketIn, TicketOut, TicketPatch, TicketStatus
+from helpdesk.tickets.schemas import (
+    TicketFilters,
+    TicketIn,
+    TicketOut,
+    TicketPatch,
+    TicketPriority,
+    TicketStatus,
+)
 
 S = TicketStatus
 # A closed ticket is finished: it can only be reopened, never edited in place.
@@ -47,7 +54,7 @@ class TicketView:
             title=t.title,
             description=t.description,
             status=TicketStatus(t.status),
-            priority=t.priority,  # type: ignore[arg-type]
+            priority=TicketPriority(t.priority),
             category=t.category,
             tags=self.tags,
             customer=CustomerRef.model_validate(self.customer) if self.customer else None,
@@ -104,6 +111,7 @@ def _notify_assignee(session: Session, ticket: Ticket) -> None:
 
 
 def create_ticket(session: Session, caller: Caller, data: TicketIn) -> TicketView:
+    name: str | None
     if caller.ticket_scope == TicketScope.OWN:
         email, name = caller.email, caller.name
     elif data.customer_email is None:
