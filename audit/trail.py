@@ -34,6 +34,11 @@ PERSONAL_FIELDS = frozenset(
 )
 SECRET_FIELDS = frozenset({"password", "password_hash", "secret", "token", "refresh_token"})
 _CHAIN_LOCK = 3
+_NEXT_LINK = text(
+    "SELECT nextval(pg_get_serial_sequence('audit_events', 'id')),"
+    " coalesce((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1),"
+    "          (SELECT last_hash FROM audit_checkpoints ORDER BY id DESC LIMIT 1), :genesis)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +86,8 @@ def record_event(
     session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), :k)"), {"k": _CHAIN_LOCK}
     )
-    prev = chain_head(session)
-    event_id = session.scalar(text("SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))"))
+    # Read under the lock: the head cannot move until this transaction ends.
+    event_id, prev = session.execute(_NEXT_LINK, {"genesis": GENESIS}).one()
     request = current_request.get()
     # Stored exactly as hashed: JSON types only, so the row reads back identical.
     plain, personal_changes = (json.loads(canonical(part)) for part in _split(changes or {}))

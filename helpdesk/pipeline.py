@@ -7,7 +7,7 @@ workspace's rows), so a removal or demotion counts on the very next request.
 """
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -93,7 +93,9 @@ def actor_of(caller: Caller) -> Actor:
     return Actor(id=caller.user_id, email=caller.email, role=caller.role)
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies that do no I/O are ``async def``: FastAPI runs each plain ``def`` dependency in
+# the thread pool, and those hops cost more than the work itself.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -101,7 +103,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def access_claims(request: Request, runtime: RuntimeDep) -> AccessClaims:
+async def access_claims(request: Request, runtime: RuntimeDep) -> AccessClaims:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -225,10 +227,10 @@ Operator = Annotated[Scope, Depends(operator_scope, scope="function")]
 TenantCaller = Annotated[Scope, Depends(tenant_scope, scope="function")]
 
 
-def require(permission: Permission) -> Callable[..., Scope]:
+def require(permission: Permission) -> Callable[..., Awaitable[Scope]]:
     """A dependency that admits members whose role holds ``permission``."""
 
-    def dependency(scope: TenantCaller) -> Scope:
+    async def dependency(scope: TenantCaller) -> Scope:
         if permission not in scope.caller.permissions:
             raise Forbidden(
                 f"You lack the permission {permission.value!r} that this action needs.",

@@ -1,0 +1,16 @@
+"""An ASGI factory for process managers: `uvicorn --factory helpdesk.asgi:create` with
+``DATABASE_URL`` set (migrations are `helpdesk migrate`'s job, not each worker's)."""
+
+from fastapi import FastAPI
+
+from helpdesk.app import create_app
+from helpdesk.core.settings import ConfigurationError, get_settings
+from helpdesk.runtime import Runtime
+
+
+def create() -> FastAPI:
+    settings = get_settings()
+    settings.check_production()
+    if not settings.database_url:
+        raise ConfigurationError("set DATABASE_URL; the embedded server is `helpdesk serve`'s")
+    return create_app(Runtime.connect(settings, settings.database_url))
