@@ -5,6 +5,7 @@ touched, several at a time, each in its own transaction with a ``lock_timeout``.
 reported (tenant, revision, error) and leaves the other tenants upgraded; a second run resumes.
 """
 
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ from sqlalchemy import Connection, Engine, select, text
 
 from tenants.models import Tenant
 from tenants.schema import tenant_config, tenant_script
+
+# Alembic's ``op`` and ``context`` are module-global proxies: two threads inside an
+# EnvironmentContext at once run one tenant's operations on the other tenant's connection
+# (measured: a duplicate column in one schema, a schema stamped at head without the column).
+# Only the migration steps are serialised; connecting, locking and COMMIT still overlap.
+_ALEMBIC_PROXIES = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +104,10 @@ def upgrade_tenant(
                 ),
                 {"schema": version.schema_name, "timeout": f"{lock_timeout_ms}ms"},
             )
-            with EnvironmentContext(
-                config, script, fn=upgrade_steps, destination_rev=target
-            ) as env:
+            with (
+                _ALEMBIC_PROXIES,
+                EnvironmentContext(config, script, fn=upgrade_steps, destination_rev=target) as env,
+            ):
                 env.configure(
                     connection=connection,
                     version_table_schema=version.schema_name,
