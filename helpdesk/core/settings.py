@@ -44,6 +44,22 @@ class Settings(BaseSettings):
     login_attempts_per_address: int = Field(default=20, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
 
+    # Outgoing e-mail. With no host, e-mails wait in the outbox until one is configured, rather
+    # than failing their attempts against a server that was never there.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # "starttls" refuses to send when the server does not offer STARTTLS: never silently in clear.
+    smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = "Helpdesk <helpdesk@localhost>"
+
+    # Webhook and e-mail delivery: a failed attempt is retried after
+    # delivery_backoff_seconds * 2^(attempts - 1), capped, until delivery_max_attempts.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    delivery_backoff_seconds: float = Field(default=30.0, ge=0)
+
     @model_validator(mode="after")
     def _signing_key_exists(self) -> "Settings":
         if self.signing_key_id not in self.signing_keys:

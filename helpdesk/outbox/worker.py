@@ -1,0 +1,411 @@
+"""The delivery worker: sends due outbox messages (webhooks over HTTP, e-mails over SMTP).
+
+Each workspace is worked in turn, under its own schema and role, and each batch in three steps:
+
+1. claim: in a short transaction, lock due rows with ``FOR UPDATE SKIP LOCKED`` (so concurrent
+   workers take disjoint rows) and push their ``next_attempt_at`` past the time the batch can
+   take, a lease that keeps other workers off them once the lock is released;
+2. send, outside any transaction, so no database connection or row lock is held across network
+   I/O;
+3. record: in another transaction, one ``DeliveryAttempt`` per send and the message's new state.
+
+Delivery is at least once: a worker that dies between sending and recording leaves its rows to be
+sent again when the lease runs out. Receivers deduplicate on ``X-Webhook-Delivery``.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from helpdesk.core.db import tenant_transaction, transaction
+from helpdesk.outbox.mailer import SMTP_TIMEOUT_SECONDS, Mailer, MailError
+from helpdesk.outbox.models import DeliveryAttempt, OutboxMessage
+from helpdesk.runtime import Runtime
+from helpdesk.webhooks.models import Webhook
+from tenants.context import TenantRef
+from tenants.models import Tenant, TenantStatus
+from tenants.registry import to_ref
+
+log = logging.getLogger("helpdesk.outbox")
+
+BATCH_SIZE = 20
+# Per workspace and pass, so one workspace's backlog cannot starve the others; the rest waits
+# for the next pass.
+MAX_BATCHES = 10
+MAX_BACKOFF = timedelta(hours=1)
+LEASE_MARGIN = timedelta(seconds=60)
+MAX_ERROR_CHARS = 1000
+USER_AGENT = "Helpdesk-Webhooks/1"
+
+Clock = Callable[[], datetime]
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    GIVE_UP = "give_up"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a send needs, copied out of the claim transaction: no ORM object outlives it."""
+
+    id: int
+    kind: str
+    event: str
+    recipient: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    webhook_url: str | None
+    webhook_secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outbox_id: int
+    outcome: Outcome
+    attempted_at: datetime
+    status_code: int | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What one run did; ``retrying`` counts messages that will be tried again later."""
+
+    tenants: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, outcome: Outcome, *, gave_up: bool) -> None:
+        if outcome == Outcome.DELIVERED:
+            self.delivered += 1
+        elif gave_up:
+            self.failed += 1
+        else:
+            self.retrying += 1
+
+    def merge(self, other: "DeliveryReport") -> None:
+        self.tenants += other.tenants
+        self.delivered += other.delivered
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.errors.extend(other.errors)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.tenants} workspace(s): {self.delivered} delivered, "
+            f"{self.retrying} to retry, {self.failed} failed"
+        )
+        return text + (f", {len(self.errors)} workspace error(s)" if self.errors else "")
+
+
+def retry_delay(attempts: int, base_seconds: float) -> timedelta:
+    """Exponential backoff after the ``attempts``-th failure: base, 2·base, 4·base, ... capped."""
+    # The exponent is bounded so a large attempt count cannot overflow the float.
+    seconds = base_seconds * 2 ** min(max(attempts - 1, 0), 32)
+    return min(timedelta(seconds=seconds), MAX_BACKOFF)
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Webhook-Signature`` value: HMAC-SHA256 of the exact body bytes, hex."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_body(message: Claimed) -> bytes:
+    """Canonical JSON (sorted keys, no spaces), so the signed bytes are reproducible."""
+    document = {
+        "event": message.event,
+        "occurred_at": message.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": message.payload,
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def deliver_all(
+    runtime: Runtime,
+    *,
+    slugs: Sequence[str] | None = None,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    max_batches: int = MAX_BATCHES,
+) -> DeliveryReport:
+    """One pass over every active workspace (or only ``slugs``): send what is due, record it.
+
+    ``now`` fixes the clock for the whole pass (tests, replays); by default each step reads the
+    wall clock. Suspended and deleting workspaces are skipped: their messages wait, not fail.
+    A database error in one workspace is reported and does not stop the others.
+    """
+    report = DeliveryReport()
+    with transaction(runtime.sessions) as session:
+        tenants = _active_tenants(session, slugs)
+    with _http_client(runtime) as http, _mailer(runtime) as mailer:
+        for tenant in tenants:
+            try:
+                report.merge(
+                    deliver_tenant(
+                        runtime,
+                        tenant,
+                        now=now,
+                        batch_size=batch_size,
+                        max_batches=max_batches,
+                        http=http,
+                        mailer=mailer,
+                    )
+                )
+            except SQLAlchemyError as exc:
+                log.exception("delivery failed in workspace %s", tenant.slug)
+                report.errors.append(f"{tenant.slug}: {type(exc).__name__}")
+    return report
+
+
+def deliver_tenant(
+    runtime: Runtime,
+    tenant: TenantRef,
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    max_batches: int = MAX_BATCHES,
+    http: httpx.Client | None = None,
+    mailer: Mailer | None = None,
+) -> DeliveryReport:
+    """Send one workspace's due messages. The tenant is passed in, never looked up from context,
+    so the job cannot run under another workspace's scope.
+
+    ``http`` and ``mailer`` are the run's clients (``mailer=None``: no SMTP relay, e-mails wait);
+    without ``http`` both are made from the settings for this call.
+    """
+    if http is None:
+        with _http_client(runtime) as own_http, _mailer(runtime) as own_mailer:
+            return deliver_tenant(
+                runtime,
+                tenant,
+                now=now,
+                batch_size=batch_size,
+                max_batches=max_batches,
+                http=own_http,
+                mailer=own_mailer,
+            )
+    clock: Clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
+    settings = runtime.settings
+    # Without an SMTP relay e-mails stay queued until one is configured; they are not failed.
+    kinds = ("webhook", "email") if mailer is not None else ("webhook",)
+    per_message = max(settings.webhook_timeout_seconds, SMTP_TIMEOUT_SECONDS)
+    report = DeliveryReport(tenants=1)
+    for _ in range(max_batches):
+        batch = _claim(
+            runtime, tenant, clock(), limit=batch_size, kinds=kinds, per_message_seconds=per_message
+        )
+        if not batch:
+            break
+        results = [_send(message, http, mailer, clock) for message in batch]
+        for result, gave_up in _record(runtime, tenant, results, clock()):
+            report.count(result.outcome, gave_up=gave_up)
+        if len(batch) < batch_size:
+            break
+    return report
+
+
+def run_worker(
+    runtime: Runtime,
+    *,
+    stop: threading.Event,
+    interval_seconds: float = 5.0,
+    slugs: Sequence[str] | None = None,
+) -> None:
+    """Deliver every ``interval_seconds`` until ``stop`` is set: the in-process worker (run it in
+    a thread) and the body of ``helpdesk jobs deliver-webhooks --loop``."""
+    while True:
+        try:
+            report = deliver_all(runtime, slugs=slugs)
+        except SQLAlchemyError:
+            # The database is unreachable for now; the next pass tries again.
+            log.exception("delivery pass failed")
+        else:
+            if report.delivered or report.retrying or report.failed:
+                log.info("delivery pass: %s", report.summary())
+        if stop.wait(interval_seconds):
+            return
+
+
+def _active_tenants(session: Session, slugs: Sequence[str] | None) -> list[TenantRef]:
+    query = select(Tenant).where(Tenant.status == TenantStatus.ACTIVE.value).order_by(Tenant.slug)
+    if slugs is not None:
+        query = query.where(Tenant.slug.in_(list(slugs)))
+    return [to_ref(tenant) for tenant in session.scalars(query)]
+
+
+def _http_client(runtime: Runtime) -> httpx.Client:
+    # Redirects are not followed: a subscription delivers to the URL its admin registered.
+    return httpx.Client(
+        timeout=runtime.settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+def _mailer(runtime: Runtime) -> Mailer | nullcontext[None]:
+    return Mailer(runtime.settings) if runtime.settings.smtp_host else nullcontext()
+
+
+def _claim(
+    runtime: Runtime,
+    tenant: TenantRef,
+    now: datetime,
+    *,
+    limit: int,
+    kinds: Sequence[str],
+    per_message_seconds: float,
+) -> list[Claimed]:
+    with tenant_transaction(runtime.sessions, tenant.schema_name, tenant.role_name) as session:
+        rows = session.execute(
+            select(OutboxMessage, Webhook.url, Webhook.secret, Webhook.active)
+            .outerjoin(Webhook, Webhook.id == OutboxMessage.webhook_id)
+            .where(
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.next_attempt_at <= now,
+                OutboxMessage.kind.in_(kinds),
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(of=OutboxMessage, skip_locked=True)
+        ).all()
+        lease_until = now + timedelta(seconds=per_message_seconds * len(rows)) + LEASE_MARGIN
+        claimed = []
+        for message, url, secret, active in rows:
+            message.next_attempt_at = lease_until
+            claimed.append(
+                Claimed(
+                    id=message.id,
+                    kind=message.kind,
+                    event=message.event,
+                    recipient=message.recipient,
+                    payload=message.payload,
+                    created_at=message.created_at,
+                    webhook_url=url if active else None,
+                    webhook_secret=secret if active else None,
+                )
+            )
+        return claimed
+
+
+def _send(message: Claimed, http: httpx.Client, mailer: Mailer | None, clock: Clock) -> Result:
+    if message.kind == "webhook":
+        return _post_webhook(message, http, clock())
+    if message.kind == "email" and mailer is not None:
+        return _send_email(message, mailer, clock())
+    return Result(message.id, Outcome.GIVE_UP, clock(), error=f"unknown kind {message.kind!r}")
+
+
+def _post_webhook(message: Claimed, http: httpx.Client, at: datetime) -> Result:
+    if message.webhook_url is None or message.webhook_secret is None:
+        return Result(message.id, Outcome.GIVE_UP, at, error="the webhook is disabled")
+    body = webhook_body(message)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Webhook-Event": message.event,
+        "X-Webhook-Delivery": str(message.id),
+        "X-Webhook-Signature": sign(message.webhook_secret, body),
+    }
+    try:
+        # Streamed and never read: a receiver cannot make the worker buffer a huge answer.
+        with http.stream("POST", message.webhook_url, content=body, headers=headers) as response:
+            code = response.status_code
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        return Result(message.id, Outcome.GIVE_UP, at, error=f"bad webhook URL: {exc}")
+    except httpx.TimeoutException as exc:
+        return Result(message.id, Outcome.RETRY, at, error=f"timed out ({type(exc).__name__})")
+    except httpx.TransportError as exc:
+        return Result(message.id, Outcome.RETRY, at, error=f"{type(exc).__name__}: {exc}")
+    if 200 <= code < 300:
+        return Result(message.id, Outcome.DELIVERED, at, status_code=code)
+    # 408 and 429 ask to come back later; other 4xx (and 3xx) will not change by retrying.
+    retry = code >= 500 or code in (408, 429)
+    outcome = Outcome.RETRY if retry else Outcome.GIVE_UP
+    return Result(message.id, outcome, at, status_code=code, error=f"HTTP {code}")
+
+
+def _send_email(message: Claimed, mailer: Mailer, at: datetime) -> Result:
+    if not message.recipient:
+        return Result(message.id, Outcome.GIVE_UP, at, error="no recipient")
+    try:
+        email = mailer.message(
+            to=message.recipient,
+            subject=str(message.payload.get("subject", "")),
+            body=str(message.payload.get("body", "")),
+            event=message.event,
+            date=at,
+        )
+    except ValueError as exc:  # a header the email package refuses (e.g. a line break)
+        return Result(message.id, Outcome.GIVE_UP, at, error=f"unsendable message: {exc}")
+    try:
+        mailer.send(email)
+    except MailError as exc:
+        outcome = Outcome.GIVE_UP if exc.permanent else Outcome.RETRY
+        return Result(message.id, outcome, at, status_code=exc.code, error=exc.detail)
+    return Result(message.id, Outcome.DELIVERED, at, status_code=250)
+
+
+def _record(
+    runtime: Runtime, tenant: TenantRef, results: Sequence[Result], now: datetime
+) -> list[tuple[Result, bool]]:
+    """Write each attempt and the message's new state; return (result, gave_up) per message."""
+    settings = runtime.settings
+    recorded: list[tuple[Result, bool]] = []
+    with tenant_transaction(runtime.sessions, tenant.schema_name, tenant.role_name) as session:
+        for result in results:
+            message = session.get(OutboxMessage, result.outbox_id, with_for_update=True)
+            if message is None or message.delivered_at or message.failed_at:
+                # Its webhook was deleted meanwhile (the row went with it), or another worker
+                # recorded it after our lease ran out: nothing left to update.
+                continue
+            error = result.error[:MAX_ERROR_CHARS] if result.error else None
+            session.add(
+                DeliveryAttempt(
+                    outbox_id=message.id,
+                    attempted_at=result.attempted_at,
+                    status_code=result.status_code,
+                    error=error,
+                )
+            )
+            message.attempts += 1
+            message.last_error = error
+            gave_up = False
+            if result.outcome == Outcome.DELIVERED:
+                message.delivered_at = now
+            elif (
+                result.outcome == Outcome.GIVE_UP
+                or message.attempts >= settings.delivery_max_attempts
+            ):
+                message.failed_at = now
+                gave_up = True
+                log.warning(
+                    "gave up on outbox message %s (%s) in %s after %s attempt(s): %s",
+                    message.id,
+                    message.event,
+                    tenant.slug,
+                    message.attempts,
+                    error,
+                )
+            else:
+                message.next_attempt_at = now + retry_delay(
+                    message.attempts, settings.delivery_backoff_seconds
+                )
+            recorded.append((result, gave_up))
+    return recorded

@@ -1,0 +1,50 @@
+"""HTTP for /webhooks."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from auth.permissions import Permission
+from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.pipeline import Scope, require
+from helpdesk.webhooks import service
+from helpdesk.webhooks.schemas import WebhookIn, WebhookOut, WebhookPage
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+Manager = Annotated[Scope, Depends(require(Permission.WEBHOOKS_MANAGE))]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
+
+
+@router.get("", responses=_ERRORS)
+def list_webhooks(
+    scope: Manager,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> WebhookPage:
+    rows = service.list_webhooks(scope.session, after_id=decode_cursor(cursor), limit=limit + 1)
+    items = [WebhookOut.model_validate(w) for w in rows[:limit]]
+    more = len(rows) > limit
+    return WebhookPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+def create_webhook(body: WebhookIn, scope: Manager) -> WebhookOut:
+    webhook = service.create_webhook(scope.session, body)
+    # The secret stays out of the audit trail, as it stays out of every response.
+    scope.audit(
+        "webhook.create",
+        "webhook",
+        webhook.id,
+        changes={"url": webhook.url, "events": webhook.events},
+    )
+    return WebhookOut.model_validate(webhook)
+
+
+@router.delete(
+    "/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}}
+)
+def delete_webhook(webhook_id: int, scope: Manager) -> Response:
+    service.delete_webhook(scope.session, webhook_id)
+    scope.audit("webhook.delete", "webhook", webhook_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
