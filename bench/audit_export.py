@@ -1,0 +1,352 @@
+"""Audit export throughput and the server's memory while it streams, then the offline check.
+
+    python -m bench.audit_export [--events 1000000] [--format ndjson csv] [--database-url URL]
+
+Starts its own embedded PostgreSQL (or uses --database-url, an empty database), provisions one
+workspace and loads N chained audit events with COPY (the chain computed here with
+``audit.chain``), serves the app with uvicorn in a separate process on 127.0.0.1, and downloads
+``GET /audit/export`` to a file while a thread samples the server process's RSS. Prints events per
+second, the server's RSS before the export and at its peak during it (sampled, and the kernel's
+high-water mark, VmHWM), then checks the file with ``audit.export_file.verify_export`` and prints
+that rate too. Everything it started is stopped and removed on the way out.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import psycopg
+
+from audit.chain import GENESIS, canonical, event_hash, personal_digest, timestamp
+from audit.export_file import verify_export
+from auth.tokens import issue_access_token
+from auth.users import find_user_by_email
+from helpdesk.core.db import transaction
+from helpdesk.core.embedded import EmbeddedPostgres
+from helpdesk.core.settings import Settings
+from helpdesk.migrate import upgrade_public
+from helpdesk.runtime import Runtime
+from helpdesk.workspaces.service import create_workspace
+from tenants.registry import get_by_slug
+
+SLUG = "bench_export"
+ADMIN_EMAIL = "admin@bench.example.com"
+MiB = 1024 * 1024
+_COPY = (
+    "COPY audit_events (id, occurred_at, actor_id, actor_role, action, target_type, target_id,"
+    " outcome, request_id, changes, personal_data, personal, personal_digest, prev_hash, hash)"
+    " FROM STDIN"
+)
+# A few kinds of event, shaped like the app's: (action, target type, plain changes, personal).
+_KINDS: list[tuple[str, str | None, dict[str, Any], dict[str, Any] | None]] = [
+    ("ticket.create", "ticket", {"priority": "high", "tags": ["vpn"]}, {"title": "VPN drops"}),
+    ("ticket.update", "ticket", {"status": "in_progress"}, None),
+    ("comment.create", "comment", {"public": True, "ticket_id": 1}, {"body": "Looking now."}),
+    ("ticket.read", "ticket", {}, None),
+    ("customer.read", "customer", {}, None),
+]
+
+
+def chained_events(count: int, actors: list[uuid.UUID]) -> Iterator[tuple[Any, ...]]:
+    """COPY rows of a valid chain of ``count`` events, ids 1..count."""
+    prev = GENESIS
+    start = datetime.now(UTC) - timedelta(days=30)
+    for n in range(1, count + 1):
+        action, target_type, changes, personal_changes = _KINDS[n % len(_KINDS)]
+        actor = actors[n % len(actors)]
+        personal: dict[str, Any] = {
+            "actor_email": f"agent{n % len(actors)}@bench.example.com",
+            "ip": f"10.0.{n % 250}.{n % 199}",
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) bench/1.0",
+        }
+        if personal_changes:
+            personal["changes"] = personal_changes
+        fields: dict[str, Any] = {
+            "id": n,
+            "occurred_at": timestamp(start + timedelta(milliseconds=n)),
+            "actor_id": str(actor),
+            "actor_role": "agent",
+            "action": action,
+            "target_type": target_type,
+            "target_id": str(n // 7 + 1),
+            "outcome": "success",
+            "request_id": uuid.uuid4().hex,
+            "changes": changes,
+            "personal_data": personal_changes is not None,
+            "personal_digest": personal_digest(personal),
+        }
+        digest = event_hash(prev, fields)
+        yield (
+            n,
+            fields["occurred_at"],
+            fields["actor_id"],
+            fields["actor_role"],
+            action,
+            target_type,
+            fields["target_id"],
+            "success",
+            fields["request_id"],
+            canonical(changes),
+            fields["personal_data"],
+            canonical(personal),
+            fields["personal_digest"],
+            prev,
+            digest,
+        )
+        prev = digest
+
+
+def load(libpq_url: str, schema: str, count: int) -> None:
+    """Bulk-load the chain as the database owner, then move the id sequence past it."""
+    actors = [uuid.uuid4() for _ in range(20)]
+    with psycopg.connect(libpq_url) as conn:
+        conn.execute("SELECT set_config('search_path', %s, false)", (schema,))
+        with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for row in chained_events(count, actors):
+                copy.write_row(row)
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('audit_events', 'id'), %s)", (max(count, 1),)
+        )
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE audit_events")
+
+
+@contextmanager
+def serve(database_url: str) -> Iterator[tuple[str, psutil.Process]]:
+    """The app under uvicorn in its own process, one worker, logging off."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": database_url, "HELPDESK_PASSWORD_HASH_PROFILE": "fast"}
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "helpdesk.asgi:create",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("the server did not start")
+        yield base, psutil.Process(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+class RssSampler:
+    """Samples a process's resident set size every few milliseconds, keeping the largest."""
+
+    def __init__(self, process: psutil.Process, interval: float = 0.02) -> None:
+        self.process, self.interval = process, interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            self.samples += 1
+            time.sleep(self.interval)
+
+
+def high_water_mark(pid: int) -> int | None:
+    """The kernel's record of the process's peak RSS (Linux), in bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def download(
+    base: str, token: str, export_format: str, target: Path
+) -> tuple[float, int, dict[str, str]]:
+    """Stream the export into ``target``; the elapsed seconds, bytes and response headers."""
+    started = time.perf_counter()
+    size = 0
+    with (
+        httpx.Client(base_url=base, timeout=120) as client,
+        client.stream(
+            "GET",
+            "/api/v1/audit/export",
+            params={"format": export_format},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response,
+        target.open("wb") as sink,
+    ):
+        response.raise_for_status()
+        for chunk in response.iter_raw(MiB):
+            sink.write(chunk)
+            size += len(chunk)
+        headers = dict(response.headers)
+    return time.perf_counter() - started, size, headers
+
+
+def measure(
+    base: str,
+    process: psutil.Process,
+    token: Callable[[], str],
+    args: argparse.Namespace,
+    home: Path,
+) -> None:
+    # Warm up the route (imports, pools, first queries) with an export that selects nothing.
+    with httpx.Client(base_url=base, timeout=120) as client:
+        warm = client.get(
+            "/api/v1/audit/export",
+            params={"action": "bench.nothing"},
+            headers={"Authorization": f"Bearer {token()}"},
+        )
+        warm.raise_for_status()
+    baseline = process.memory_info().rss
+    hwm_before = high_water_mark(process.pid)
+    before = f"{hwm_before / MiB:,.1f} MiB" if hwm_before else "unavailable"
+    print(
+        f"server RSS before the export: {baseline / MiB:,.1f} MiB"
+        f" (VmHWM since the server started: {before})",
+        flush=True,
+    )
+    for export_format in args.format:
+        target = home / f"export.{export_format}"
+        with RssSampler(process) as sampler:
+            elapsed, size, headers = download(base, token(), export_format, target)
+        manifest_line = _last_line(target)
+        manifest = json.loads(
+            manifest_line.removeprefix(b"#manifest ") if export_format == "csv" else manifest_line
+        )
+        manifest = manifest.get("manifest", manifest)
+        rows = manifest["rows"]
+        hwm = high_water_mark(process.pid)
+        print(
+            f"{export_format}: {rows:,} events, {size / MiB:,.1f} MiB in {elapsed:.1f} s:"
+            f" {rows / elapsed:,.0f} events/s, {size / MiB / elapsed:,.1f} MiB/s",
+            flush=True,
+        )
+        kernel = f"{hwm / MiB:,.1f} MiB" if hwm else "unavailable"
+        print(
+            f"  server RSS peak during the export: {sampler.peak / MiB:,.1f} MiB"
+            f" (+{(sampler.peak - baseline) / MiB:,.1f} MiB over the baseline,"
+            f" {sampler.samples:,} samples); VmHWM now: {kernel}",
+            flush=True,
+        )
+        started = time.perf_counter()
+        verdict = verify_export(target, expected_head=headers.get("x-audit-chain-head"))
+        checked = time.perf_counter() - started
+        print(
+            f"  offline verification: {'valid' if verdict.valid else 'INVALID'}"
+            f" ({verdict.reason}) in {checked:.1f} s: {verdict.rows / checked:,.0f} events/s",
+            flush=True,
+        )
+        target.unlink()
+
+
+def _last_line(path: Path) -> bytes:
+    with path.open("rb") as stream:
+        stream.seek(max(0, path.stat().st_size - 4096))
+        return stream.read().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="audit events to export")
+    parser.add_argument("--format", nargs="+", choices=["ndjson", "csv"], default=["ndjson", "csv"])
+    parser.add_argument(
+        "--database-url", help="an empty database to use instead of an embedded server"
+    )
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="helpdesk-bench-"))
+    embedded = None
+    runtime = None
+    try:
+        if args.database_url:
+            url = args.database_url
+        else:
+            embedded = EmbeddedPostgres(home / "pgdata", delete_on_stop=True)
+            url = embedded.ensure_database("bench")
+        libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        settings = Settings(database_url=url, password_hash_profile="fast", pool_size=2)
+        runtime = Runtime.connect(settings, url)
+        upgrade_public(runtime.engine)
+        with transaction(runtime.sessions) as session:
+            create_workspace(
+                session,
+                slug=SLUG,
+                name="Export bench",
+                admin_email=ADMIN_EMAIL,
+                admin_password="bench-password",
+            )
+            tenant = get_by_slug(session, SLUG)
+            tenant_id, schema = tenant.id, tenant.schema_name
+            admin = find_user_by_email(session, ADMIN_EMAIL)
+            assert admin is not None
+            admin_id = admin.id
+        started = time.perf_counter()
+        load(libpq_url, schema, args.events)
+        print(
+            f"loaded {args.events:,} chained events in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+
+        def token() -> str:
+            # Fresh for each request: access tokens are short-lived, and a run takes a while.
+            return issue_access_token(settings, admin_id, tenant_id)[0]
+
+        with serve(url) as (base, process):
+            measure(base, process, token, args, home)
+    finally:
+        if runtime is not None:
+            runtime.engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""HTTP for /audit/export: a workspace's trail as a streamed CSV or NDJSON file that a third
+party can check offline (``helpdesk audit verify-file``; the format is in ``audit.export_file``).
+
+The request's own transaction records ``audit.export`` and ends when the route returns, before
+the body is sent. The file covers the trail up to and including that event, so its hash, sent in
+the ``X-Audit-Chain-Head`` header before any row, is also the manifest's ``chain_head``. The body
+is read in a transaction of its own, a single read-only snapshot through a server-side cursor,
+one chunk at a time, so the server holds one chunk and one batch of rows whatever the size.
+"""
+
+from collections.abc import AsyncIterator, Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
+
+from audit import export_file, queries
+from audit.chain import timestamp
+from audit.export_file import ExportFormat
+from audit.models import AuditEvent
+from audit.trail import chained_fields
+from auth.permissions import Permission
+from helpdesk.compliance.audit_routes import to_filters
+from helpdesk.compliance.schemas import AuditFilterParams
+from helpdesk.core.db import set_tenant_scope, transaction
+from helpdesk.pipeline import RuntimeDep, Scope, require
+from tenants.context import TenantRef
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+Exporter = Annotated[Scope, Depends(require(Permission.AUDIT_EXPORT))]
+# Read at each request, so a test can make every row a chunk of its own.
+CHUNK_BYTES = export_file.CHUNK_BYTES
+CHAIN_HEAD_HEADER = "X-Audit-Chain-Head"
+_MEDIA_TYPES = {ExportFormat.CSV: "text/csv", ExportFormat.NDJSON: "application/x-ndjson"}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file, streamed: one line per event, then the manifest line "
+        "(the ndjson file's last object, or the CSV's `#manifest ` line).",
+        "content": {"text/csv": {}, "application/x-ndjson": {}},
+        "headers": {
+            CHAIN_HEAD_HEADER: {
+                "description": "The chain head the file ends at (its manifest's chain_head).",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    401: {},
+    403: {},
+    422: {},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """The export's own audit event: the last link the file covers."""
+
+    id: int
+    hash: str
+
+
+@router.get("/export", response_class=StreamingResponse, responses=_RESPONSES)
+def export_events(
+    scope: Exporter,
+    runtime: RuntimeDep,
+    params: Annotated[AuditFilterParams, Query()],
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.NDJSON,
+) -> StreamingResponse:
+    filters = params.model_dump(mode="json", exclude_none=True)
+    scope.audit(
+        "audit.export",
+        "audit_event",
+        changes={"format": export_format.value, "filters": filters},
+        personal_data=True,
+    )
+    head = _own_event(scope.session)
+    tenant = scope.caller.workspace
+    exported_at = datetime.now(UTC)
+    body = _file(
+        runtime.sessions,
+        tenant,
+        to_filters(params),
+        export_format,
+        head=head,
+        filters=filters,
+        exported_at=timestamp(exported_at),
+        chunk_bytes=CHUNK_BYTES,
+    )
+    name = f"audit-{tenant.slug}-{exported_at:%Y%m%dT%H%M%SZ}.{export_format.value}"
+    return _ClosingStream(
+        body,
+        media_type=_MEDIA_TYPES[export_format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            CHAIN_HEAD_HEADER: head.hash,
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _own_event(session: Session) -> _Head:
+    # The chain's append lock, taken by scope.audit, is held until this transaction ends, so the
+    # newest event this transaction sees is the one it has just written.
+    row = session.execute(
+        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).one()
+    return _Head(id=row.id, hash=row.hash)
+
+
+@contextmanager
+def tenant_snapshot(sessions: sessionmaker[Session], tenant: TenantRef) -> Iterator[Session]:
+    """A read-only transaction with one snapshot for all its statements: a purge committing
+    meanwhile cannot give the file a chain start its first row does not link to."""
+    with transaction(sessions) as session:
+        # Must come first: the isolation level is fixed by the transaction's first query.
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        set_tenant_scope(session, tenant.schema_name, tenant.role_name)
+        yield session
+
+
+def _file(
+    sessions: sessionmaker[Session],
+    tenant: TenantRef,
+    selection: queries.EventFilters,
+    export_format: ExportFormat,
+    *,
+    head: _Head,
+    filters: dict[str, Any],
+    exported_at: str,
+    chunk_bytes: int,
+) -> Generator[bytes, None, None]:
+    with tenant_snapshot(sessions, tenant) as session:
+        start = queries.chain_start(session)
+        query = queries.filtered(selection).where(AuditEvent.id <= head.id)
+        events = (chained_fields(e) for e in queries.stream_events(session, query))
+        yield from export_file.export_chunks(
+            events,
+            export_format,
+            workspace=tenant.slug,
+            chain_start=start,
+            chain_head=head.hash,
+            complete_chain=not filters,
+            filters=filters,
+            exported_at=exported_at,
+            chunk_bytes=chunk_bytes,
+        )
+
+
+class _ClosingStream(StreamingResponse):
+    """Streams a blocking chunk iterator from the thread pool, and closes it however the download
+    ends (finished, failed, or the client gone), so its transaction and cursor end with it."""
+
+    def __init__(self, chunks: Generator[bytes, None, None], **kwargs: Any) -> None:
+        self._chunks = chunks
+        super().__init__(self._pump(), **kwargs)
+
+    async def _pump(self) -> AsyncIterator[bytes]:
+        while (chunk := await run_in_threadpool(next, self._chunks, None)) is not None:
+            yield chunk
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(self._chunks.close)
