@@ -4,7 +4,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Index, String, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,3 +85,28 @@ class AuditCheckpoint(TenantBase):
     last_purged_id: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
     purged_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class RetentionPolicy(TenantBase):
+    """How long a workspace keeps closed tickets and audit events (one row).
+
+    A null number of days keeps that kind of data for ever, which is also what a workspace that
+    never saved a policy gets; a legal hold stops every purge while it stands.
+    """
+
+    __tablename__ = "retention_policy"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint(
+            "closed_ticket_days IS NULL OR closed_ticket_days >= 1", name="closed_ticket_days"
+        ),
+        CheckConstraint(
+            "audit_event_days IS NULL OR audit_event_days >= 1", name="audit_event_days"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    closed_ticket_days: Mapped[int | None] = mapped_column(Integer)
+    audit_event_days: Mapped[int | None] = mapped_column(Integer)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,59 @@
+"""HTTP for /gdpr: a subject's access export and erasure, both audited.
+
+The erasure's own audit event names the customer record by id and counts what changed; it never
+holds the address it erased.
+"""
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from audit import gdpr
+from auth.permissions import Permission
+from helpdesk.compliance.gdpr_schemas import SUBJECT_EMAIL_PATTERN, ErasureOut, SubjectExport
+from helpdesk.pipeline import Scope, require
+
+router = APIRouter(prefix="/gdpr", tags=["gdpr"])
+
+Exporter = Annotated[Scope, Depends(require(Permission.GDPR_EXPORT))]
+Eraser = Annotated[Scope, Depends(require(Permission.GDPR_ERASE))]
+SubjectEmail = Annotated[
+    str,
+    Path(
+        min_length=3,
+        max_length=320,
+        pattern=SUBJECT_EMAIL_PATTERN,
+        description="The subject's email address (matched case-insensitively).",
+    ),
+]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
+
+
+@router.get("/subjects/{email}/export", responses=_ERRORS)
+def export_subject(email: SubjectEmail, scope: Exporter) -> SubjectExport:
+    subject, document = gdpr.export_subject(scope.session, scope.caller.workspace, email)
+    export = SubjectExport.model_validate(document)
+    scope.audit(
+        "gdpr.export",
+        "customer",
+        subject.customer_id,
+        # "email" is a personal field: the trail keeps it apart, and a later erasure removes it.
+        changes={
+            "email": subject.email,
+            "tickets": len(export.tickets),
+            "comments": len(export.comments),
+            "audit_events": len(export.audit_events),
+        },
+        personal_data=True,
+    )
+    return export
+
+
+@router.post("/subjects/{email}/erase", responses={**_ERRORS, 409: {}})
+def erase_subject(email: SubjectEmail, scope: Eraser) -> ErasureOut:
+    subject, counts = gdpr.erase_subject(scope.session, scope.caller.workspace, email)
+    scope.audit(
+        "gdpr.erase", "customer", subject.customer_id, changes=asdict(counts), personal_data=True
+    )
+    return ErasureOut(**asdict(counts))

@@ -1,0 +1,48 @@
+"""HTTP for /retention: the workspace's policy, and a retention run on demand."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from audit import retention
+from auth.permissions import Permission
+from helpdesk.compliance.retention_schemas import (
+    RetentionPolicyIn,
+    RetentionPolicyOut,
+    RetentionReportOut,
+)
+from helpdesk.pipeline import RuntimeDep, Scope, require
+
+router = APIRouter(prefix="/retention", tags=["retention"])
+
+PolicyReader = Annotated[Scope, Depends(require(Permission.RETENTION_READ))]
+PolicyManager = Annotated[Scope, Depends(require(Permission.RETENTION_MANAGE))]
+Runner = Annotated[Scope, Depends(require(Permission.RETENTION_RUN))]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
+
+
+@router.get("/policy", responses=_ERRORS)
+def get_policy(scope: PolicyReader) -> RetentionPolicyOut:
+    return RetentionPolicyOut.model_validate(retention.load_policy(scope.session))
+
+
+@router.put("/policy", responses={**_ERRORS, 422: {}})
+def put_policy(body: RetentionPolicyIn, scope: PolicyManager) -> RetentionPolicyOut:
+    policy, diff = retention.update_policy(scope.session, body.model_dump(exclude_unset=True))
+    scope.audit("retention.policy_update", "retention_policy", changes=diff)
+    return RetentionPolicyOut.model_validate(policy)
+
+
+@router.post("/run", responses={**_ERRORS, 409: {}, 422: {}})
+def run(
+    scope: Runner,
+    runtime: RuntimeDep,
+    dry_run: Annotated[bool, Query(description="Count what would go; remove nothing.")] = False,
+) -> RetentionReportOut:
+    """Apply the policy now. The request holds the workspace's retention lock while the purge
+    runs in short transactions of its own; a second run meanwhile is a 409."""
+    report = retention.run_retention(
+        scope.session, runtime.sessions, scope.caller.workspace, dry_run=dry_run
+    )
+    scope.audit("retention.run", "retention_policy", changes=report.audit_changes())
+    return RetentionReportOut.model_validate(report)
