@@ -6,6 +6,9 @@ from fastapi import FastAPI
 
 from helpdesk.comments.routes import router as comments_router
 from helpdesk.compliance.audit_routes import router as audit_router
+from helpdesk.compliance.export_routes import router as export_router
+from helpdesk.compliance.gdpr_routes import router as gdpr_router
+from helpdesk.compliance.retention_routes import router as retention_router
 from helpdesk.customers.routes import router as customers_router
 from helpdesk.errors import install_error_handlers
 from helpdesk.health import router as health_router
@@ -15,6 +18,7 @@ from helpdesk.roles.routes import router as roles_router
 from helpdesk.runtime import Runtime
 from helpdesk.signin.routes import router as signin_router
 from helpdesk.tickets.routes import router as tickets_router
+from helpdesk.webhooks.routes import router as webhooks_router
 from helpdesk.workspaces.routes import router as workspaces_router
 
 API_PREFIX = "/api/v1"
@@ -40,6 +44,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         members_router,
         roles_router,
         audit_router,
+        export_router,
+        gdpr_router,
+        retention_router,
+        webhooks_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     return app

