@@ -220,6 +220,14 @@ def operator_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
         yield Scope(session, _enter_platform(session, claims))
 
 
+# A route that needs a signed-in caller but no permission declares so by depending on one of
+# these directly; the route walk test reads the mark (``require`` and ``public`` carry theirs).
+# Only a route's own dependencies count: tenant_scope also reads the claims, yet a tenant route
+# must still name a permission.
+access_claims.access = "authenticated"  # type: ignore[attr-defined]
+any_scope.access = "authenticated"  # type: ignore[attr-defined]
+operator_scope.access = "operator"  # type: ignore[attr-defined]
+
 # scope="function": the transaction commits before the response is sent, so a client never sees
 # a success for a change that failed to commit.
 AnyCaller = Annotated[Scope, Depends(any_scope, scope="function")]
