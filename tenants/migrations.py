@@ -78,10 +78,7 @@ def upgrade_tenant(
     lock_timeout_ms: int = 5000,
 ) -> TenantMigrationResult:
     applied: list[str] = []
-    pending = [
-        rev.revision
-        for rev in reversed(list(script.iterate_revisions(target, version.revision or "base")))
-    ]
+    pending: list[str] = []
     config = tenant_config(*_extra_locations(script))
 
     def upgrade_steps(revision: Any, _context: Any) -> Any:
@@ -96,6 +93,12 @@ def upgrade_tenant(
         applied.append(str(step.up_revision_id))
 
     try:
+        # Inside the try: a workspace stamped with a revision this code does not know (a rolled
+        # back deploy) is that workspace's failure, not the whole run's.
+        pending = [
+            rev.revision
+            for rev in reversed(list(script.iterate_revisions(target, version.revision or "base")))
+        ]
         with engine.begin() as connection:
             connection.execute(
                 text(

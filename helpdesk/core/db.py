@@ -52,7 +52,8 @@ def _reset_connection(dbapi_connection: Any, record: Any, reset_state: Any) -> N
     dbapi_connection.rollback()
     dbapi_connection.autocommit = True
     try:
-        dbapi_connection.execute("RESET ALL")
+        # RESET ALL leaves the role and session authorization alone, by PostgreSQL's design.
+        dbapi_connection.execute("RESET SESSION AUTHORIZATION; RESET ALL; RESET ROLE")
     finally:
         dbapi_connection.autocommit = False
 

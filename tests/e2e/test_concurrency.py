@@ -224,11 +224,6 @@ def test_concurrent_requests_stay_in_their_workspace_and_leave_pool_clean(
         assert remote == {pid for *_, pid in states}, (servers, states)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpdesk.core.db._reset_connection runs RESET ALL, which by PostgreSQL's design "
-    "leaves `role` (and session_authorization) alone; it needs RESET ROLE too",
-)
 def test_pool_reset_undoes_a_session_level_tenant_scope(
     settings: Settings, database_url: str, factory: Factory, runtime: Runtime
 ) -> None:
