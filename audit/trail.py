@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from audit.chain import GENESIS, canonical, event_hash, personal_digest, timestamp
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditEvent
 from helpdesk.core.request_context import current_request
 
 # Field names whose values are personal data: kept in ``personal``, erasable, hashed apart.
@@ -30,6 +30,7 @@ PERSONAL_FIELDS = frozenset(
         "description",
         "customer_email",
         "customer_name",
+        "path",  # a request path can name a person (/gdpr/subjects/{email}/...)
     }
 )
 SECRET_FIELDS = frozenset({"password", "password_hash", "secret", "token", "refresh_token"})
@@ -60,16 +61,6 @@ def _split(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             continue  # never recorded, not even as "changed"
         (personal if field in PERSONAL_FIELDS else plain)[field] = value
     return plain, personal
-
-
-def chain_head(session: Session) -> str:
-    last = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    if last is not None:
-        return last
-    checkpoint = session.scalar(
-        select(AuditCheckpoint.last_hash).order_by(AuditCheckpoint.id.desc()).limit(1)
-    )
-    return checkpoint or GENESIS
 
 
 def record_event(

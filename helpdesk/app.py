@@ -9,6 +9,7 @@ from helpdesk.compliance.audit_routes import router as audit_router
 from helpdesk.compliance.export_routes import router as export_router
 from helpdesk.compliance.gdpr_routes import router as gdpr_router
 from helpdesk.compliance.retention_routes import router as retention_router
+from helpdesk.core.request_context import API_PREFIX
 from helpdesk.customers.routes import router as customers_router
 from helpdesk.errors import install_error_handlers
 from helpdesk.health import router as health_router
@@ -20,8 +21,6 @@ from helpdesk.signin.routes import router as signin_router
 from helpdesk.tickets.routes import router as tickets_router
 from helpdesk.webhooks.routes import router as webhooks_router
 from helpdesk.workspaces.routes import router as workspaces_router
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -3,7 +3,7 @@
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -38,10 +38,13 @@ async def _app_error(_: Request, exc: AppError) -> Response:
     return response
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
     if any(error.get("type") == "json_invalid" for error in exc.errors()):
         return _json(400, "The request body is not valid JSON.", "malformed_json")
-    return await request_validation_exception_handler(request, exc)
+    # FastAPI's list form, without each error's "input": echoing what was sent would put a
+    # rejected password or webhook secret into the response, and into any log that keeps it.
+    errors = [{key: value for key, value in e.items() if key != "input"} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpdesk.core.request_context import RequestInfo, current_request
+from helpdesk.core.request_context import RequestInfo, current_request, route_template
 
 MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -114,9 +114,16 @@ class RequestContextMiddleware:
             "event": "request",
             "request_id": info.request_id,
             "method": scope.get("method"),
-            "path": scope.get("path"),
+            **_where(scope),
             "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             "client": info.ip,
         }
         access_log.info(json.dumps(record))
+
+
+def _where(scope: Scope) -> dict[str, Any]:
+    # The route template, not the path: a path can name a person. An unmatched path names no
+    # resource of ours and is kept, so a client's typo can still be found.
+    template = route_template(scope)
+    return {"route": template} if template is not None else {"path": scope.get("path")}

@@ -21,6 +21,7 @@ from auth.roles import resolve_role
 from auth.tokens import AccessClaims, decode_access_token
 from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.core.errors import Forbidden, Unauthorized
+from helpdesk.core.request_context import route_template
 from helpdesk.runtime import Runtime
 from tenants.context import TenantRef
 
@@ -205,8 +206,11 @@ def _record_denied(runtime: Runtime, caller: Caller, request: Request, refusal: 
             actor=actor_of(caller),
             action=refusal.permission or "access.denied",
             outcome="denied",
+            # The concrete path can hold personal data (an email in /gdpr/subjects/...): it is
+            # kept as a personal field, erasable; the route template is what stays in the chain.
             changes={
                 "method": request.method,
+                "route": route_template(request.scope),
                 "path": request.url.path,
                 "reason": refusal.detail,
             },

@@ -22,9 +22,15 @@ def add_comment(session: Session, caller: Caller, ticket_id: int, data: CommentI
     ticket = find_visible(session, caller, ticket_id, lock=True)
     is_customer = caller.ticket_scope == TicketScope.OWN
     if is_customer and not data.public:
-        raise Forbidden("You lack permission to write internal notes; customers reply publicly.")
+        raise Forbidden(
+            "You lack permission to write internal notes; customers reply publicly.",
+            permission=Permission.COMMENTS_CREATE.value,
+        )
     if data.public and caller.role in INTERNAL_ONLY_ROLES:
-        raise Forbidden("You lack permission to reply publicly; your role writes internal notes.")
+        raise Forbidden(
+            "You lack permission to reply publicly; your role writes internal notes.",
+            permission=Permission.COMMENTS_CREATE.value,
+        )
     now = datetime.now(UTC)
     comment = Comment(
         ticket_id=ticket.id,

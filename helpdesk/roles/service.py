@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from auth.models import CustomRole, Membership
-from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES
+from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES, Permission
 from auth.roles import ROLE_NAME, all_permission_names, unknown_permissions
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from helpdesk.pipeline import Caller
@@ -53,7 +53,10 @@ def list_roles(session: Session, caller: Caller) -> list[RoleOut]:
 
 def _custom(session: Session, caller: Caller, name: str) -> CustomRole:
     if name in BUILTIN_ROLES:
-        raise Forbidden(f"You lack permission to change the built-in role {name!r}.")
+        raise Forbidden(
+            f"You lack permission to change the built-in role {name!r}.",
+            permission=Permission.ROLES_MANAGE.value,
+        )
     role = session.get(CustomRole, (caller.workspace.id, name))
     if role is None:
         raise NotFound(f"No role {name!r} in this workspace.", code="role_not_found")

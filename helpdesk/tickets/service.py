@@ -247,7 +247,10 @@ def _apply(session: Session, ticket: Ticket, changes: dict[str, Any]) -> dict[st
 
 def _check_assignee(session: Session, caller: Caller, patch: TicketPatch) -> None:
     if Permission.TICKETS_ASSIGN not in caller.permissions:
-        raise Forbidden("You lack the permission 'tickets.assign' that assigning needs.")
+        raise Forbidden(
+            "You lack the permission 'tickets.assign' that assigning needs.",
+            permission=Permission.TICKETS_ASSIGN.value,
+        )
     if patch.assignee_id is None or caller.tenant is None:
         return
     if not may_work_tickets(session, caller.tenant.id, patch.assignee_id):

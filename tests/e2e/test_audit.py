@@ -1,5 +1,6 @@
 """The workspace audit trail: one event per request, refusals kept, append-only, tamper-proof."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -128,7 +129,22 @@ def test_a_refusal_is_recorded_as_denied(
         "denied",
         viewer.user_id,
     )
-    assert last.changes["path"] == f"/api/v1/tickets/{ticket}"
+    assert last.changes["route"] == "/tickets/{ticket_id}"
+    assert last.personal["changes"]["path"] == f"/api/v1/tickets/{ticket}"
+
+
+def test_a_refused_subject_request_keeps_the_address_out_of_the_hashed_changes(
+    client: TestClient, runtime: Runtime, factory: Factory, ws: Workspace
+) -> None:
+    agent = factory.member(ws, "agent")
+    email = "hidden.subject@example.com"
+    refused = client.get(f"{API}/gdpr/subjects/{email}/export", headers=factory.headers(agent, ws))
+    assert refused.status_code == 403
+    last = _events(runtime, ws)[-1]
+    assert (last.action, last.outcome) == ("gdpr.export", "denied")
+    assert email not in json.dumps(last.changes)
+    assert last.changes["route"] == "/gdpr/subjects/{email}/export"
+    assert email in last.personal["changes"]["path"]
 
 
 def test_a_rolled_back_change_leaves_no_event(runtime: Runtime, ws: Workspace) -> None:

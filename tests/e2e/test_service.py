@@ -1,5 +1,8 @@
 """Service endpoints and the HTTP conventions every response follows."""
 
+import json
+import logging
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -42,6 +45,35 @@ def test_validation_errors_keep_fastapis_list_form(client: TestClient) -> None:
     response = client.post("/api/v1/auth/login", json={"email": "a@b.example"})
     assert response.status_code == 422
     assert any(err["loc"][-1] == "password" for err in response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/auth/login", {"email": "a@b.example", "password": ["s3cret-guess"]}, "password"),
+        ("/api/v1/auth/refresh", {"refresh_token": {"leaked": "s3cret-guess"}}, "refresh_token"),
+    ],
+)
+def test_a_validation_error_does_not_echo_what_was_sent(
+    client: TestClient, path: str, body: dict[str, object], field: str
+) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    assert [err["loc"][-1] for err in response.json()["detail"]] == [field]
+    assert "s3cret-guess" not in response.text
+
+
+def test_each_request_logs_one_line_with_the_route_not_the_path(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    email = "logged.subject@example.com"
+    with caplog.at_level(logging.INFO, logger="helpdesk.access"):
+        response = client.get(f"/api/v1/gdpr/subjects/{email}/export")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "helpdesk.access"]
+    assert [(line["request_id"], line["route"], line["status"]) for line in lines] == [
+        (response.headers["x-request-id"], "/gdpr/subjects/{email}/export", 401)
+    ]
+    assert email not in caplog.text
 
 
 def test_a_body_over_one_mebibyte_is_a_413(client: TestClient) -> None:
