@@ -14,6 +14,7 @@ from helpdesk.customers.routes import router as customers_router
 from helpdesk.errors import install_error_handlers
 from helpdesk.health import router as health_router
 from helpdesk.members.routes import router as members_router
+from helpdesk.metrics import Metrics
 from helpdesk.middleware import RequestContextMiddleware
 from helpdesk.roles.routes import router as roles_router
 from helpdesk.runtime import Runtime
@@ -32,7 +33,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.state.metrics = Metrics(runtime.engine)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.include_router(health_router)
     for router in (
         signin_router,

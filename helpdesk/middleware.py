@@ -1,4 +1,5 @@
-"""ASGI middleware: request id, client address, one structured log line, body-size limit."""
+"""ASGI middleware: request id, client address, one structured log line and the request
+metrics, body-size limit."""
 
 import json
 import logging
@@ -9,6 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk.core.request_context import RequestInfo, current_request, route_template
+from helpdesk.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -39,8 +41,9 @@ def _error_body(detail: str, code: str) -> bytes:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +64,7 @@ class RequestContextMiddleware:
         declared = _header(scope, b"content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             await self._too_large(send, request_id)
-            self._log(scope, info, 413, started)
+            self._finish(scope, info, 413, started)
             current_request.reset(token)
             return
 
@@ -89,7 +92,7 @@ class RequestContextMiddleware:
             status = 413
             await self._too_large(send, request_id)
         finally:
-            self._log(scope, info, status, started)
+            self._finish(scope, info, status, started)
             current_request.reset(token)
 
     @staticmethod
@@ -108,15 +111,16 @@ class RequestContextMiddleware:
         )
         await send({"type": "http.response.body", "body": body})
 
-    @staticmethod
-    def _log(scope: Scope, info: RequestInfo, status: int, started: float) -> None:
+    def _finish(self, scope: Scope, info: RequestInfo, status: int, started: float) -> None:
+        seconds = time.perf_counter() - started
+        self.metrics.observe(scope.get("method", ""), route_template(scope), status, seconds)
         record: dict[str, Any] = {
             "event": "request",
             "request_id": info.request_id,
             "method": scope.get("method"),
             **_where(scope),
             "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "duration_ms": round(seconds * 1000, 2),
             "client": info.ip,
         }
         access_log.info(json.dumps(record))

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +98,25 @@ def test_openapi_describes_every_api_route(client: TestClient) -> None:
     assert "/api/v1/auth/login" in paths
     assert "/api/v1/platform/tenants" in paths
     assert "/api/v1/tickets/{ticket_id}" in paths
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return None
+
+
+def test_metrics_count_requests_by_route_template_without_a_token(client: TestClient) -> None:
+    route = {"method": "GET", "route": "/tickets/{ticket_id}", "status": "401"}
+    before = _sample(client.get("/metrics").text, "helpdesk_http_requests_total", **route) or 0
+    for ticket_id in (1, 2, 3):
+        assert client.get(f"/api/v1/tickets/{ticket_id}").status_code == 401
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert _sample(response.text, "helpdesk_http_requests_total", **route) == before + 3
+    assert "/api/v1/tickets/1" not in response.text
+    assert _sample(response.text, "helpdesk_db_pool_size") is not None
+    assert _sample(response.text, "helpdesk_db_pool_connections", state="checked_out") == 0
