@@ -11,8 +11,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
 from helpdesk.cli.console import err, open_runtime, out
+from helpdesk.core.db import transaction
+from helpdesk.runtime import Runtime
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Periodic jobs: SLA, delivery, retention.")
 
@@ -72,6 +75,10 @@ def deliver_webhooks(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with open_runtime() as runtime:
+        unknown = _unknown_slugs(runtime, tenant or [])
+        if unknown:
+            err.print(f"[red]error:[/] no workspace has the slug(s): {', '.join(unknown)}")
+            raise typer.Exit(1)
         if loop:
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -83,6 +90,16 @@ def deliver_webhooks(
     for error in report.errors:
         err.print(f"[red]failed[/] {error}")
     raise typer.Exit(1 if report.errors else 0)
+
+
+def _unknown_slugs(runtime: Runtime, slugs: list[str]) -> list[str]:
+    # The worker skips workspaces that are not active (their messages wait); a slug that names
+    # no workspace at all is a typo the operator must hear about.
+    from tenants.models import Tenant
+
+    with transaction(runtime.sessions) as session:
+        known = set(session.scalars(select(Tenant.slug).where(Tenant.slug.in_(slugs))))
+    return [slug for slug in slugs if slug not in known]
 
 
 @jobs_app.command("retention")
