@@ -13,17 +13,10 @@ that rate too. Everything it started is stopped and removed on the way out.
 
 import argparse
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,17 +28,9 @@ import psycopg
 from audit.chain import GENESIS, canonical, event_hash, personal_digest, timestamp
 from audit.export_file import verify_export
 from auth.tokens import issue_access_token
-from auth.users import find_user_by_email
-from helpdesk.core.db import transaction
-from helpdesk.core.embedded import EmbeddedPostgres
-from helpdesk.core.settings import Settings
-from helpdesk.migrate import upgrade_public
-from helpdesk.runtime import Runtime
-from helpdesk.workspaces.service import create_workspace
-from tenants.registry import get_by_slug
+from bench.support import bench_database, bench_workspace, serve
 
 SLUG = "bench_export"
-ADMIN_EMAIL = "admin@bench.example.com"
 MiB = 1024 * 1024
 _COPY = (
     "COPY audit_events (id, occurred_at, actor_id, actor_role, action, target_type, target_id,"
@@ -125,46 +110,6 @@ def load(libpq_url: str, schema: str, count: int) -> None:
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE audit_events")
-
-
-@contextmanager
-def serve(database_url: str) -> Iterator[tuple[str, psutil.Process]]:
-    """The app under uvicorn in its own process, one worker, logging off."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": database_url, "HELPDESK_PASSWORD_HASH_PROFILE": "fast"}
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "helpdesk.asgi:create",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(400):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("the server did not start")
-        yield base, psutil.Process(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 class RssSampler:
@@ -301,32 +246,15 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="helpdesk-bench-"))
-    embedded = None
-    runtime = None
-    try:
-        if args.database_url:
-            url = args.database_url
-        else:
-            embedded = EmbeddedPostgres(home / "pgdata", delete_on_stop=True)
-            url = embedded.ensure_database("bench")
-        libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        settings = Settings(database_url=url, password_hash_profile="fast", pool_size=2)
-        runtime = Runtime.connect(settings, url)
-        upgrade_public(runtime.engine)
-        with transaction(runtime.sessions) as session:
-            create_workspace(
-                session,
-                slug=SLUG,
-                name="Export bench",
-                admin_email=ADMIN_EMAIL,
-                admin_password="bench-password",
-            )
-            tenant = get_by_slug(session, SLUG)
-            tenant_id, schema = tenant.id, tenant.schema_name
-            admin = find_user_by_email(session, ADMIN_EMAIL)
-            assert admin is not None
-            admin_id = admin.id
+    with bench_database(args.database_url) as bench:
+        settings = bench.runtime.settings
+        tenant, admin_id = bench_workspace(bench.runtime, SLUG, "Export bench")
+        tenant_id, schema, libpq_url, home = (
+            tenant.id,
+            tenant.schema_name,
+            bench.libpq_url,
+            bench.home,
+        )
         started = time.perf_counter()
         load(libpq_url, schema, args.events)
         print(
@@ -338,14 +266,8 @@ def main() -> None:
             # Fresh for each request: access tokens are short-lived, and a run takes a while.
             return issue_access_token(settings, admin_id, tenant_id)[0]
 
-        with serve(url) as (base, process):
-            measure(base, process, token, args, home)
-    finally:
-        if runtime is not None:
-            runtime.engine.dispose()
-        if embedded is not None:
-            embedded.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        with serve(bench.url) as (base, pid):
+            measure(base, psutil.Process(pid), token, args, home)
 
 
 if __name__ == "__main__":

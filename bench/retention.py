@@ -14,26 +14,19 @@ the same reads on the idle workspace just before.
 
 import argparse
 import random
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from audit.retention import run_retention, update_policy
-from helpdesk.core.db import tenant_transaction, transaction
-from helpdesk.core.embedded import EmbeddedPostgres
-from helpdesk.core.settings import Settings
-from helpdesk.migrate import upgrade_public
+from bench.support import bench_database, bench_workspace
+from helpdesk.core.db import tenant_transaction
 from helpdesk.runtime import Runtime
-from helpdesk.workspaces.service import create_workspace
 from tenants.context import TenantRef
-from tenants.registry import get_by_slug, to_ref
 
 SLUG = "bench_retention"
 
@@ -247,34 +240,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="helpdesk-bench-"))
-    embedded = None
-    if args.database_url:
-        url = args.database_url
-    else:
-        embedded = EmbeddedPostgres(home / "pgdata", delete_on_stop=True)
-        url = embedded.ensure_database("bench")
-    libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    settings = Settings(database_url=url, password_hash_profile="fast", pool_size=2)
-    runtime = Runtime.connect(settings, url)
-    try:
-        upgrade_public(runtime.engine)
-        with transaction(runtime.sessions) as session:
-            create_workspace(
-                session,
-                slug=SLUG,
-                name="Retention bench",
-                admin_email="admin@bench.example.com",
-                admin_password="bench-password",
-            )
-            tenant = to_ref(get_by_slug(session, SLUG))
-
-        measure(runtime, libpq_url, tenant, args)
-    finally:
-        runtime.engine.dispose()
-        if embedded is not None:
-            embedded.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    with bench_database(args.database_url) as bench:
+        tenant, _admin = bench_workspace(bench.runtime, SLUG, "Retention bench")
+        measure(bench.runtime, bench.libpq_url, tenant, args)
 
 
 if __name__ == "__main__":

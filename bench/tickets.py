@@ -13,17 +13,9 @@ statements, so the ratio is the cost of FastAPI, pydantic, SQLAlchemy and the se
 
 import argparse
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -31,56 +23,12 @@ import psycopg
 from sqlalchemy import text
 
 from auth.tokens import issue_access_token
-from auth.users import find_user_by_email
+from bench.support import bench_database, bench_workspace, serve
 from helpdesk.core.db import transaction
-from helpdesk.core.embedded import EmbeddedPostgres
-from helpdesk.core.settings import Settings
-from helpdesk.migrate import upgrade_public
 from helpdesk.runtime import Runtime
-from helpdesk.workspaces.service import create_workspace
 from tenants.provisioning import provision_tenant
 
 GENESIS = "0" * 64
-
-
-@contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn in its own process, one worker, logging off."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "HELPDESK_PASSWORD_HASH_PROFILE": "fast",
-    }
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "helpdesk.asgi:create",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def rate(count: int, action: Callable[[int], Any]) -> float:
@@ -175,7 +123,10 @@ def measure(
     token, _ = issue_access_token(runtime.settings, user_id, tenant_id)
     headers = {"Authorization": f"Bearer {token}"}
     body = {"title": "bench", "customer_email": "bench@example.com"}
-    with serve(runtime.settings) as base, httpx.Client(base_url=base) as client:
+    with (
+        serve(runtime.settings.database_url or "") as (base, _pid),
+        httpx.Client(base_url=base) as client,
+    ):
         client.post("/api/v1/tickets", json=body, headers=headers)  # warm-up
         app_create = rate(
             requests, lambda n: client.post("/api/v1/tickets", json=body, headers=headers)
@@ -213,30 +164,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="helpdesk-bench-"))
-    embedded = None
-    if args.database_url:
-        url = args.database_url
-    else:
-        embedded = EmbeddedPostgres(home / "pgdata", delete_on_stop=True)
-        url = embedded.ensure_database("bench")
-    libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    settings = Settings(database_url=url, password_hash_profile="fast", pool_size=2)
-    runtime = Runtime.connect(settings, url)
-    try:
-        upgrade_public(runtime.engine)
-        with transaction(runtime.sessions) as session:
-            tenant = create_workspace(
-                session,
-                slug="bench_main",
-                name="Bench",
-                admin_email="admin@bench.example.com",
-                admin_password="bench-password",
-            )
-            tenant_id = tenant.id
-            admin = find_user_by_email(session, "admin@bench.example.com")
-            assert admin is not None
-            user_id = admin.id
+    with bench_database(args.database_url) as bench:
+        runtime, libpq_url = bench.runtime, bench.libpq_url
+        tenant, user_id = bench_workspace(runtime, "bench_main", "Bench")
+        tenant_id = tenant.id
         report("1 workspace", measure(runtime, libpq_url, tenant_id, user_id, args.requests))
         started = time.perf_counter()
         for n in range(args.workspaces - 1):
@@ -250,11 +181,6 @@ def main() -> None:
         report(
             f"{count} workspaces", measure(runtime, libpq_url, tenant_id, user_id, args.requests)
         )
-    finally:
-        runtime.engine.dispose()
-        if embedded is not None:
-            embedded.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
