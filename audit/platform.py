@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from audit.models import PlatformAuditEvent
+from audit.trail import without_secrets
 from helpdesk.core.request_context import current_request
 
 
@@ -34,7 +35,7 @@ def record_platform_event(
             request_id=request.request_id if request else None,
             ip=request.ip if request else None,
             user_agent=request.user_agent if request else None,
-            details=details or {},
+            details=without_secrets(details or {}),
         )
     )
     session.flush()

@@ -7,6 +7,7 @@ chain head is read, so two concurrent writers cannot both link to the same previ
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,9 @@ PERSONAL_FIELDS = frozenset(
     }
 )
 SECRET_FIELDS = frozenset({"password", "password_hash", "secret", "token", "refresh_token"})
+# A key named like a secret is one wherever it sits: a caller may pass a whole body or a nested
+# object ("admin_password", {"webhook": {"signing_secret": ...}}) and it must still stay out.
+_SECRET_SUFFIXES = ("password", "password_hash", "secret", "_token")
 _CHAIN_LOCK = 3
 _NEXT_LINK = text(
     "SELECT nextval(pg_get_serial_sequence('audit_events', 'id')),"
@@ -53,12 +57,24 @@ class Actor:
         return cls(id=None, email=None, role=f"system:{job}")
 
 
+def is_secret(field: object) -> bool:
+    name = str(field).lower()
+    return name in SECRET_FIELDS or name.endswith(_SECRET_SUFFIXES)
+
+
+def without_secrets(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: without_secrets(v) for k, v in value.items() if not is_secret(k)}
+    if isinstance(value, list | tuple):
+        return [without_secrets(item) for item in value]
+    return value
+
+
 def _split(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     plain: dict[str, Any] = {}
     personal: dict[str, Any] = {}
-    for field, value in changes.items():
-        if field in SECRET_FIELDS:
-            continue  # never recorded, not even as "changed"
+    for field, value in without_secrets(changes).items():
+        # Secrets are never recorded, not even as "changed".
         (personal if field in PERSONAL_FIELDS else plain)[field] = value
     return plain, personal
 

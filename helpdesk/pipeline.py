@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from audit.platform import record_platform_event
 from audit.trail import Actor, record_event
 from auth.permissions import Permission, TicketScope
 from auth.roles import resolve_role
@@ -176,10 +177,12 @@ def any_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
 
 def tenant_scope(request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
     if claims.tenant_id is None:
-        raise Forbidden(
+        refusal = Forbidden(
             "You lack permission here: this endpoint works inside a workspace, and a platform "
             "operator's token names none."
         )
+        _record_platform_denied(runtime, claims, request, refusal)
+        raise refusal
     caller: Caller | None = None
     try:
         with transaction(runtime.sessions) as session:
@@ -191,6 +194,9 @@ def tenant_scope(request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> It
     except Forbidden as refusal:
         if caller is not None and caller.tenant is not None:
             _record_denied(runtime, caller, request, refusal)
+        else:
+            # Refused before the workspace was entered (it is suspended or being deleted).
+            _record_platform_denied(runtime, claims, request, refusal)
         raise
 
 
@@ -217,9 +223,33 @@ def _record_denied(runtime: Runtime, caller: Caller, request: Request, refusal: 
         )
 
 
-def operator_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
+def _record_platform_denied(
+    runtime: Runtime, claims: AccessClaims, request: Request, refusal: Forbidden
+) -> None:
+    """A refusal outside any workspace's scope goes on the platform trail, in its own
+    transaction, with the route template rather than the path (which can name a person)."""
+    with transaction(runtime.sessions) as session:
+        record_platform_event(
+            session,
+            action=refusal.permission or "access.denied",
+            outcome="denied",
+            actor_id=claims.user_id,
+            tenant_id=claims.tenant_id,
+            details={
+                "method": request.method,
+                "route": route_template(request.scope),
+                "reason": refusal.detail,
+            },
+        )
+
+
+def operator_scope(request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
     if claims.tenant_id is not None:
-        raise Forbidden("You lack permission here: only a platform operator may manage workspaces.")
+        refusal = Forbidden(
+            "You lack permission here: only a platform operator may manage workspaces."
+        )
+        _record_platform_denied(runtime, claims, request, refusal)
+        raise refusal
     with transaction(runtime.sessions) as session:
         yield Scope(session, _enter_platform(session, claims))
 

@@ -54,4 +54,5 @@ def verify(scope: Verifier) -> VerifyOut:
         valid=verdict.valid,
         events_checked=verdict.events_checked,
         first_invalid_id=verdict.first_invalid_id,
+        chain_head=verdict.head,
     )

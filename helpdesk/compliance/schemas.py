@@ -53,3 +53,10 @@ class VerifyOut(BaseModel):
     valid: bool
     events_checked: int
     first_invalid_id: int | None
+    # Kept by whoever checks: the chain alone cannot show that its newest events were cut off,
+    # but a head noted earlier that no longer comes back (nor appears in a later export) can.
+    chain_head: str = Field(
+        description="The hash the verified chain ends at: the last event's before this check's "
+        "own event (on a broken chain, the last good link). Compare it with an export's "
+        "X-Audit-Chain-Head."
+    )

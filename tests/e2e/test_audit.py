@@ -1,18 +1,19 @@
 """The workspace audit trail: one event per request, refusals kept, append-only, tamper-proof."""
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import ProgrammingError
 
+from audit.chain import event_hash
 from audit.models import AuditEvent
 from audit.queries import verify_workspace
-from audit.trail import Actor, record_event
+from audit.trail import Actor, chained_fields, record_event
 from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.runtime import Runtime
 from tests.support.factories import Factory, Workspace
@@ -43,75 +44,6 @@ def _ticket(client: TestClient, admin: dict[str, str]) -> int:
     body = {"title": "Audit me", "customer_email": "subject@example.com"}
     ticket_id: int = client.post(f"{API}/tickets", json=body, headers=admin).json()["id"]
     return ticket_id
-
-
-# (method, path, body, expected action): every request that changes something or reads
-# personal data, with the action API.md names for it.
-Setup = Callable[[TestClient, dict[str, str], Factory, Workspace], dict[str, Any]]
-
-
-def _world(
-    client: TestClient, admin: dict[str, str], factory: Factory, ws: Workspace
-) -> dict[str, Any]:
-    ticket = _ticket(client, admin)
-    customer = client.post(
-        f"{API}/customers", json={"email": "cust@example.com"}, headers=admin
-    ).json()
-    member = factory.member(ws, "agent")
-    client.post(
-        f"{API}/roles", json={"name": "spare", "permissions": ["tickets.read"]}, headers=admin
-    )
-    return {"ticket": ticket, "customer": customer["id"], "member": str(member.user_id)}
-
-
-NEW_MEMBER = {"email": "m@example.com", "name": "M", "role": "viewer", "password": "long-enough"}
-REQUESTS = [
-    ("POST", "/tickets", {"title": "x", "customer_email": "a@example.com"}, "ticket.create"),
-    ("GET", "/tickets", None, "ticket.list"),
-    ("GET", "/tickets/mine", None, "ticket.list"),
-    ("GET", "/tickets/{ticket}", None, "ticket.read"),
-    ("PATCH", "/tickets/{ticket}", {"priority": "high"}, "ticket.update"),
-    ("DELETE", "/tickets/{ticket}", None, "ticket.delete"),
-    ("POST", "/tickets/{ticket}/comments", {"body": "hi"}, "comment.create"),
-    ("GET", "/tickets/{ticket}/comments", None, "comment.list"),
-    ("GET", "/customers", None, "customer.list"),
-    ("GET", "/customers/{customer}", None, "customer.read"),
-    ("POST", "/customers", {"email": "new-cust@example.com"}, "customer.create"),
-    ("PATCH", "/customers/{customer}", {"name": "Renamed"}, "customer.update"),
-    ("GET", "/members", None, "member.list"),
-    ("POST", "/members", NEW_MEMBER, "member.add"),
-    ("PATCH", "/members/{member}", {"role": "viewer"}, "member.role_change"),
-    ("DELETE", "/members/{member}", None, "member.remove"),
-    ("POST", "/roles", {"name": "another", "permissions": ["tickets.read"]}, "role.create"),
-    ("PATCH", "/roles/spare", {"permissions": ["customers.read"]}, "role.update"),
-    ("DELETE", "/roles/spare", None, "role.delete"),
-    ("GET", "/audit/events", None, "audit.read"),
-    ("GET", "/audit/verify", None, "audit.verify"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "body", "action"), REQUESTS, ids=[f"{r[0]} {r[1]}" for r in REQUESTS]
-)
-def test_each_request_leaves_exactly_one_event(
-    client: TestClient,
-    runtime: Runtime,
-    factory: Factory,
-    ws: Workspace,
-    admin: dict[str, str],
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    action: str,
-) -> None:
-    ids = _world(client, admin, factory, ws)
-    before = len(_events(runtime, ws))
-    response = client.request(method, API + path.format(**ids), json=body, headers=admin)
-    assert response.status_code < 300, response.text
-    new = _events(runtime, ws)[before:]
-    assert [(e.action, e.outcome) for e in new] == [(action, "success")]
-    assert new[0].actor_id == ws.admin.user_id
-    assert new[0].request_id == response.headers["x-request-id"]
 
 
 def test_a_refusal_is_recorded_as_denied(
@@ -169,8 +101,52 @@ def test_a_failed_request_leaves_no_success_event(
     assert len(_events(runtime, ws)) == before
 
 
+# A change whose transaction fails at COMMIT, after the route recorded its event: a deferred
+# constraint trigger, so the failure comes from PostgreSQL itself and nothing of ours is faked.
+FAIL_AT_COMMIT = """
+CREATE FUNCTION fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.title = 'fail at commit' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON tickets
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_at_commit();
+"""
+
+
+def test_a_request_rolled_back_at_commit_leaves_no_event(
+    app: FastAPI, runtime: Runtime, ws: Workspace, admin: dict[str, str]
+) -> None:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        _ticket(client, admin)  # a head for the failed request to link to
+        _tamper(runtime, ws, FAIL_AT_COMMIT)
+        before = _events(runtime, ws)
+        failed = client.post(
+            f"{API}/tickets",
+            json={"title": "fail at commit", "customer_email": "subject@example.com"},
+            headers=admin,
+        )
+        assert failed.status_code == 500
+        assert [e.id for e in _events(runtime, ws)] == [e.id for e in before]
+        with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
+            assert session.scalar(text("SELECT count(*) FROM tickets")) == 1
+        # The next committed change is recorded and links to the head the failed one saw.
+        _ticket(client, admin)
+        after = _events(runtime, ws)[len(before) :]
+        assert [e.action for e in after] == ["ticket.create"]
+        assert after[0].prev_hash == before[-1].hash
+        assert client.get(f"{API}/audit/verify", headers=admin).json()["valid"] is True
+
+
 @pytest.mark.parametrize(
-    "statement", ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"]
+    "statement",
+    [
+        "UPDATE audit_events SET action = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+        "UPDATE audit_checkpoints SET last_hash = repeat('0', 64)",
+        "DELETE FROM audit_checkpoints",
+    ],
 )
 def test_the_workspace_role_cannot_rewrite_the_trail(
     client: TestClient, runtime: Runtime, ws: Workspace, admin: dict[str, str], statement: str
@@ -205,19 +181,33 @@ def _tamper(runtime: Runtime, ws: Workspace, sql: str) -> None:
         session.execute(text(sql))
 
 
+# kind -> (statement on event {k}, which event verify must name: 0 the tampered one, 1 the next)
+TAMPERING = {
+    "edit": ("UPDATE audit_events SET outcome = 'denied' WHERE id = {k}", 0),
+    "edit-changes": ("UPDATE audit_events SET changes = '{{}}'::jsonb WHERE id = {k}", 0),
+    "edit-personal": (
+        'UPDATE audit_events SET personal = \'{{"ip": "1.2.3.4"}}\' WHERE id = {k}',
+        0,
+    ),
+    "edit-link": ("UPDATE audit_events SET prev_hash = repeat('f', 64) WHERE id = {k}", 0),
+    "delete": ("DELETE FROM audit_events WHERE id = {k}", 1),
+    "reorder": (SWAP_WITH_NEXT, 0),
+}
+# Where in the chain: the oldest event, one in the middle, the newest. Deleting or swapping
+# needs a successor to show: with the newest event gone the rest is a whole, shorter chain, and
+# only a head held from outside (an export's manifest, X-Audit-Chain-Head) can tell.
+POSITIONS = {"first": 0, "middle": 3, "newest": -1}
+
+
+def _position(kind: str, where: str, ids: list[int]) -> int:
+    index = POSITIONS[where]
+    if where == "newest" and kind in {"delete", "reorder"}:
+        index = -2
+    return index % len(ids)
+
+
 @pytest.mark.parametrize(
-    ("kind", "sql", "first_bad"),
-    [
-        ("edit", "UPDATE audit_events SET outcome = 'denied' WHERE id = {k}", 0),
-        ("edit-changes", "UPDATE audit_events SET changes = '{{}}'::jsonb WHERE id = {k}", 0),
-        (
-            "edit-personal",
-            'UPDATE audit_events SET personal = \'{{"ip": "1.2.3.4"}}\' WHERE id = {k}',
-            0,
-        ),
-        ("delete", "DELETE FROM audit_events WHERE id = {k}", 1),
-        ("reorder", SWAP_WITH_NEXT, 0),
-    ],
+    ("kind", "where"), [(kind, where) for kind in TAMPERING for where in POSITIONS]
 )
 def test_tampering_is_detected_at_the_first_bad_event(
     client: TestClient,
@@ -225,20 +215,69 @@ def test_tampering_is_detected_at_the_first_bad_event(
     ws: Workspace,
     admin: dict[str, str],
     kind: str,
-    sql: str,
-    first_bad: int,
+    where: str,
 ) -> None:
-    for _ in range(3):
+    for _ in range(6):
         _ticket(client, admin)
     ids = [e.id for e in _events(runtime, ws)]
-    assert len(ids) >= 3
     with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
         assert verify_workspace(session).valid
-    target = ids[1]
-    _tamper(runtime, ws, sql.format(k=target))
+    sql, first_bad = TAMPERING[kind]
+    index = _position(kind, where, ids)
+    _tamper(runtime, ws, sql.format(k=ids[index]))
     verdict = client.get(f"{API}/audit/verify", headers=admin).json()
     assert verdict["valid"] is False
-    assert verdict["first_invalid_id"] == ids[1 + first_bad]
+    assert verdict["first_invalid_id"] == ids[index + first_bad]
+
+
+@pytest.mark.parametrize("where", ["first", "middle"])
+def test_an_edit_with_a_recomputed_hash_is_caught_at_the_next_event(
+    client: TestClient, runtime: Runtime, ws: Workspace, admin: dict[str, str], where: str
+) -> None:
+    for _ in range(6):
+        _ticket(client, admin)
+    events = _events(runtime, ws)
+    target = events[POSITIONS[where]]
+    forged = {**chained_fields(target), "outcome": "denied"}
+    rehashed = event_hash(target.prev_hash, forged)
+    _tamper(
+        runtime,
+        ws,
+        f"UPDATE audit_events SET outcome = 'denied', hash = '{rehashed}' WHERE id = {target.id}",
+    )
+    verdict = client.get(f"{API}/audit/verify", headers=admin).json()
+    assert verdict["valid"] is False
+    assert verdict["first_invalid_id"] == events[POSITIONS[where] + 1].id
+
+
+def test_verify_names_the_head_an_export_ended_at(
+    client: TestClient, runtime: Runtime, ws: Workspace, admin: dict[str, str]
+) -> None:
+    _ticket(client, admin)
+    exported = client.get(f"{API}/audit/export", params={"format": "ndjson"}, headers=admin)
+    verdict = client.get(f"{API}/audit/verify", headers=admin).json()
+    assert verdict["valid"] is True
+    assert verdict["chain_head"] == exported.headers["x-audit-chain-head"]
+    assert verdict["chain_head"] == _events(runtime, ws)[-2].hash  # before its own event
+
+
+def test_cutting_off_the_newest_events_shows_against_a_head_held_from_before(
+    client: TestClient, runtime: Runtime, ws: Workspace, admin: dict[str, str]
+) -> None:
+    """The one edit a hash chain cannot see by itself: with its newest events gone, the rest is a
+    whole chain. An officer who noted the head earlier sees it missing from what comes back."""
+    for _ in range(3):
+        _ticket(client, admin)
+    held = client.get(f"{API}/audit/verify", headers=admin).json()["chain_head"]
+    _tamper(
+        runtime,
+        ws,
+        f"DELETE FROM audit_events WHERE id >= (SELECT id FROM audit_events WHERE hash = '{held}')",
+    )
+    assert client.get(f"{API}/audit/verify", headers=admin).json()["chain_head"] != held
+    exported = client.get(f"{API}/audit/export", params={"format": "ndjson"}, headers=admin)
+    assert exported.status_code == 200
+    assert held.encode() not in exported.content
 
 
 def test_concurrent_writers_do_not_fork_the_chain(
@@ -297,6 +336,103 @@ def test_events_api_shape_filters_and_no_secrets(
     assert client.get(f"{API}/audit/events", headers=compliance).status_code == 200
     agent = factory.headers(factory.member(ws, "agent"), ws)
     assert client.get(f"{API}/audit/events", headers=agent).status_code == 403
+
+
+def test_no_secret_or_password_hash_reaches_either_trail(
+    client: TestClient, runtime: Runtime, ws: Workspace, admin: dict[str, str]
+) -> None:
+    password, secret = "first-password-4471", "webhook-signing-secret-9183"
+    chosen = "chosen-password-2291"
+    added = client.post(
+        f"{API}/members",
+        json={"email": "keeper@example.com", "name": "K", "role": "agent", "password": password},
+        headers=admin,
+    )
+    assert added.status_code == 201, added.text
+    invited = client.post(
+        f"{API}/members",
+        json={"email": "invitee@example.com", "name": "I", "role": "agent"},
+        headers=admin,
+    ).json()
+    invitation = invited["invitation_token"]
+    accepted = client.post(
+        f"{API}/auth/invitations/accept", json={"token": invitation, "password": chosen}
+    )
+    assert accepted.status_code == 200, accepted.text
+    hook = client.post(
+        f"{API}/webhooks",
+        json={"url": "https://hooks.example.com/x", "events": ["ticket.created"], "secret": secret},
+        headers=admin,
+    )
+    assert hook.status_code == 201, hook.text
+    login = {"email": "keeper@example.com", "tenant": ws.slug}
+    client.post(f"{API}/auth/login", json={**login, "password": "wrong-guess-5520"})
+    tokens = client.post(f"{API}/auth/login", json={**login, "password": password}).json()
+    client.post(f"{API}/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    with transaction(runtime.sessions) as session:
+        hashes = list(
+            session.scalars(
+                text(
+                    "SELECT password_hash FROM users WHERE email IN"
+                    " ('keeper@example.com', 'invitee@example.com', :admin)"
+                ),
+                {"admin": ws.admin.email},
+            )
+        )
+    assert len(hashes) == 3
+    needles = [password, chosen, "wrong-guess-5520", secret, invitation, *hashes]
+    needles += [tokens["access_token"], tokens["refresh_token"], "$argon2"]
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            text("SELECT set_config('search_path', quote_ident(:s), true)"), {"s": ws.schema_name}
+        )
+        # Whole rows as text: every column, changes and personal values included.
+        found = {
+            needle: session.scalar(
+                text(
+                    "SELECT (SELECT count(*) FROM audit_events e"
+                    "        WHERE strpos(CAST(e AS text), :n) > 0)"
+                    " + (SELECT count(*) FROM public.platform_audit_events p"
+                    "        WHERE strpos(CAST(p AS text), :n) > 0)"
+                ),
+                {"n": needle},
+            )
+            for needle in [*needles, "keeper@example.com"]
+        }
+        recorded = session.scalar(
+            text(
+                "SELECT count(*) FROM audit_events WHERE action IN ('member.add', 'webhook.create')"
+            )
+        )
+    assert recorded == 3  # the events are there; only their secrets are not
+    # The sweep does find what is recorded: the new member's address, on both trails.
+    assert found.pop("keeper@example.com") >= 2
+    assert found == dict.fromkeys(needles, 0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "kept"),
+    [
+        ({"password": "p", "role": "agent"}, {"role": "agent"}),
+        ({"admin_password": "p", "refresh_token": "t"}, {}),
+        (
+            {"webhook": {"url": "u", "signing_secret": "s"}, "items": [{"token": "t", "n": 1}]},
+            {"webhook": {"url": "u"}, "items": [{"n": 1}]},
+        ),
+        ({"user": {"name": "N", "password_hash": "$argon2id$..."}}, {"user": {"name": "N"}}),
+    ],
+)
+def test_secret_fields_are_dropped_wherever_they_sit(
+    runtime: Runtime, ws: Workspace, changes: dict[str, Any], kept: dict[str, Any]
+) -> None:
+    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
+        event = record_event(
+            session, actor=Actor.system("test"), action="secret.test", changes=changes
+        )
+        stored = {**event.changes, **(event.personal or {}).get("changes", {})}
+    assert stored == kept
+    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
+        assert verify_workspace(session).valid
 
 
 def test_reading_the_trail_is_audited(

@@ -3,6 +3,9 @@
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -509,6 +512,35 @@ def test_verify_file_exits_0_for_an_export_and_1_once_edited(
     assert edited.exit_code == 1
     assert edited.output.startswith("INVALID:")
     assert len(edited.output.splitlines()) == 1
+
+
+def test_the_installed_command_verifies_a_file_with_no_database_in_reach(
+    client: TestClient, admin: dict[str, str], tmp_path: Path
+) -> None:
+    """A third party runs ``helpdesk audit verify-file`` on their own machine: a separate process
+    whose only database address leads nowhere."""
+    _activity(client, admin, tickets=1)
+    data = _export(client, admin, "csv")
+    exported = tmp_path / "trail.csv"
+    exported.write_bytes(data)
+    command = [str(Path(sys.executable).with_name("helpdesk")), "audit", "verify-file"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/nothing?connect_timeout=1",
+    }
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own console script, fixed arguments
+            [*command, str(exported)], env=env, capture_output=True, text=True, check=False
+        )
+
+    valid = verify()
+    assert (valid.returncode, valid.stdout.split(":")[0]) == (0, "valid"), valid.stderr
+    edited = bytearray(data)
+    edited[data.index(b"ticket.create")] ^= 0x01
+    exported.write_bytes(bytes(edited))
+    invalid = verify()
+    assert (invalid.returncode, invalid.stdout.split(":")[0]) == (1, "INVALID"), invalid.stderr
 
 
 def test_verify_file_reads_stdin_and_refuses_a_missing_file(
