@@ -23,6 +23,9 @@ class Permission(StrEnum):
     RETENTION_READ = "retention.read"
     RETENTION_MANAGE = "retention.manage"
     RETENTION_RUN = "retention.run"
+    # Not in API.md's table: the workspace's SLA, business hours and auto-assignment settings
+    # (docs/DECISIONS.md). An admin's, like the other workspace administration permissions.
+    SETTINGS_MANAGE = "settings.manage"
 
 
 class TicketScope(StrEnum):
@@ -51,6 +54,7 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             P.AUDIT_EXPORT,
             P.AUDIT_VERIFY,
             P.RETENTION_READ,
+            P.SETTINGS_MANAGE,
         }
     ),
     "agent": frozenset(

@@ -19,6 +19,7 @@ from helpdesk.middleware import RequestContextMiddleware
 from helpdesk.roles.routes import router as roles_router
 from helpdesk.runtime import Runtime
 from helpdesk.signin.routes import router as signin_router
+from helpdesk.sla.routes import router as settings_router
 from helpdesk.tickets.routes import router as tickets_router
 from helpdesk.webhooks.routes import router as webhooks_router
 from helpdesk.workspaces.routes import router as workspaces_router
@@ -49,6 +50,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         gdpr_router,
         retention_router,
         webhooks_router,
+        settings_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -1,11 +1,14 @@
 """SLA due times and the workspace settings that shape them."""
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from helpdesk.core.errors import InvalidInput
 from helpdesk.sla.models import WorkspaceSettings
 
 DEFAULT_SLA_HOURS: dict[str, float] = {"critical": 1, "high": 4, "medium": 24, "low": 72}
@@ -29,6 +32,38 @@ DEFAULT_SETTINGS: dict[str, object] = {
     "auto_assign": False,
     "auto_close_days": 7,
 }
+
+
+def update_settings(
+    session: Session, changes: dict[str, Any]
+) -> tuple[WorkspaceSettings, dict[str, Any]]:
+    """Apply ``changes`` (fields of WorkspaceSettingsIn; a null leaves the field alone) and
+    return the settings with ``{field: {before, after}}`` for what really changed. New
+    tickets get due times from the new settings; existing tickets keep theirs."""
+    session.execute(pg_insert(WorkspaceSettings).values(id=1).on_conflict_do_nothing())
+    settings = session.scalars(select(WorkspaceSettings).with_for_update()).one()
+    diff: dict[str, Any] = {}
+    for field, value in changes.items():
+        if value is None:
+            continue
+        before = getattr(settings, field)
+        if before != value:
+            setattr(settings, field, value)
+            diff[field] = {"before": _plain(before), "after": _plain(value)}
+    if settings.business_start >= settings.business_end:
+        raise InvalidInput(
+            "business_start must be before business_end (business hours within one day).",
+            field="business_end",
+        )
+    if diff:
+        settings.updated_at = datetime.now(UTC)
+    session.flush()
+    return settings, diff
+
+
+def _plain(value: object) -> object:
+    # The audit trail stores JSON: times as "09:00:00".
+    return value.isoformat() if isinstance(value, time) else value
 
 
 def sla_hours(settings: WorkspaceSettings, priority: str) -> float:

@@ -113,6 +113,9 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "GET /retention/policy":                       (200, 403, 403, 200, 403, 403, 403, 401, 200),
     "PUT /retention/policy":                       (403, 403, 403, 200, 403, 403, 403, 401, 403),
     "POST /retention/run":                         (403, 403, 403, 200, 403, 403, 403, 401, 403),
+    # Workspace settings: settings.manage, ours beyond API.md's table (admin only).
+    "GET /settings":                               (200, 403, 403, 403, 403, 403, 403, 401, 200),
+    "PUT /settings":                               (200, 403, 403, 403, 403, 403, 403, 401, 200),
 }  # fmt: skip
 
 # Public routes (API.md: *public*) answer a caller without a token; they are not in the matrix.
@@ -295,6 +298,9 @@ REQUESTS: dict[str, Callable[[Setup], Call]] = {
         {"closed_ticket_days": None, "audit_event_days": None, "legal_hold": False},
     ),
     "POST /retention/run": lambda s: Call("/retention/run", params={"dry_run": "true"}),
+    "GET /settings": lambda s: Call("/settings"),
+    # The product default: no case turns on automation the others would notice.
+    "PUT /settings": lambda s: Call("/settings", {"auto_close_days": 7}),
 }
 
 

@@ -1,0 +1,30 @@
+"""HTTP for /settings: the workspace's SLA hours, business hours and ticket automation."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from auth.permissions import Permission
+from helpdesk.pipeline import Scope, require
+from helpdesk.sla.schemas import WorkspaceSettingsIn, WorkspaceSettingsOut
+from helpdesk.sla.service import load_settings, update_settings
+
+router = APIRouter(prefix="/settings", tags=["settings"])
+
+Manager = Annotated[Scope, Depends(require(Permission.SETTINGS_MANAGE))]
+_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
+
+
+@router.get("", responses=_ERRORS)
+def get_settings(scope: Manager) -> WorkspaceSettingsOut:
+    return WorkspaceSettingsOut.model_validate(load_settings(scope.session))
+
+
+@router.put("", responses={**_ERRORS, 422: {}})
+def put_settings(body: WorkspaceSettingsIn, scope: Manager) -> WorkspaceSettingsOut:
+    changes = body.model_dump(exclude_unset=True)
+    if "sla_hours" in changes and changes["sla_hours"] is not None:
+        changes["sla_hours"] = {str(k): v for k, v in changes["sla_hours"].items()}
+    settings, diff = update_settings(scope.session, changes)
+    scope.audit("settings.update", "workspace_settings", changes=diff)
+    return WorkspaceSettingsOut.model_validate(settings)

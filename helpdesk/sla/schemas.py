@@ -1,0 +1,62 @@
+"""Request and response bodies of /settings."""
+
+import re
+from datetime import datetime, time
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from helpdesk.tickets.schemas import TicketPriority
+
+# Hours to first response: from a minute to a year.
+SlaHours = Annotated[float, Field(gt=0, le=8784)]
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{name!r} is not an IANA time zone such as 'Europe/Berlin'") from exc
+    return name
+
+
+def _weekdays(days: str) -> str:
+    if not re.fullmatch(r"[1-7]{1,7}", days) or len(set(days)) != len(days):
+        raise ValueError("business days are ISO weekday digits, Monday 1 to Sunday 7, each once")
+    return "".join(sorted(days))
+
+
+class WorkspaceSettingsIn(BaseModel):
+    """The new settings. A field left out keeps its current value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sla_hours: dict[TicketPriority, SlaHours] | None = Field(
+        default=None,
+        description="Hours to first response by priority; a priority left out uses the default "
+        "(critical 1, high 4, medium 24, low 72).",
+    )
+    business_hours_only: bool | None = None
+    timezone: Annotated[str, Field(max_length=64), AfterValidator(_known_zone)] | None = None
+    business_start: time | None = None
+    business_end: time | None = None
+    business_days: Annotated[str, AfterValidator(_weekdays)] | None = None
+    auto_assign: bool | None = None
+    auto_close_days: (
+        Annotated[int, Field(ge=0, le=3650, description="0 turns auto-close off.")] | None
+    ) = None
+
+
+class WorkspaceSettingsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    sla_hours: dict[str, float]
+    business_hours_only: bool
+    timezone: str
+    business_start: time
+    business_end: time
+    business_days: str
+    auto_assign: bool
+    auto_close_days: int
+    updated_at: datetime | None = None
