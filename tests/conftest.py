@@ -22,14 +22,17 @@ from helpdesk.migrate import upgrade_public
 from helpdesk.runtime import Runtime
 from tests.support.factories import Factory
 from tests.support.postgres import (
-    TEMPLATE_DB,
     Server,
     choose_provider,
     clone_database,
+    database_prefix,
     docker_available,
+    drop_database,
     recreate_database,
     sqlalchemy_url,
     start_server,
+    template_name,
+    worker_database_name,
 )
 
 _INFO_KEY = "helpdesk_pg"
@@ -39,9 +42,9 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _build_template(server: Server, token: str) -> None:
-    recreate_database(server.admin_url, TEMPLATE_DB)
-    engine = create_engine(sqlalchemy_url(server.url_for(TEMPLATE_DB)))
+def _build_template(server: Server, template: str, token: str) -> None:
+    recreate_database(server.admin_url, template)
+    engine = create_engine(sqlalchemy_url(server.url_for(template)))
     try:
         upgrade_public(engine)
         with engine.begin() as conn:
@@ -57,10 +60,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash_info = json.loads(config.workerinput[_INFO_KEY])  # type: ignore[attr-defined]
         return
     provider = choose_provider(os.environ, docker_available)
+    prefix = database_prefix(os.environ)
+    template = template_name(prefix)
     server = start_server(provider, os.environ)
     token = uuid.uuid4().hex
     try:
-        _build_template(server, token)
+        _build_template(server, template, token)
     except BaseException:
         server.stop()
         raise
@@ -68,7 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash_info = {  # type: ignore[attr-defined]
         "provider": provider,
         "admin_url": server.admin_url,
-        "template": TEMPLATE_DB,
+        "prefix": prefix,
+        "template": template,
         "token": token,
     }
 
@@ -79,9 +85,13 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    server = getattr(config, "helpdesk_server", None)
+    server: Server | None = getattr(config, "helpdesk_server", None)
     if server is not None:
-        server.stop()
+        try:
+            # A server given by TEST_DATABASE_URL outlives the run: leave it as it was found.
+            drop_database(server.admin_url, config.stash_info["template"])  # type: ignore[attr-defined]
+        finally:
+            server.stop()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -104,8 +114,8 @@ def worker_id_name() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_name(worker_id_name: str) -> str:
-    return f"helpdesk_test_{worker_id_name}"
+def database_name(pg_info: dict[str, str], worker_id_name: str) -> str:
+    return worker_database_name(pg_info["prefix"], worker_id_name)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from auth.throttle import check_login_allowed, clear_login_failures, record_logi
 from auth.tokens import issue_access_token
 from auth.users import find_user_by_email, membership_role
 from helpdesk.core.db import transaction
-from helpdesk.core.errors import AppError, Forbidden, InvalidInput, Unauthorized
+from helpdesk.core.errors import AppError, Forbidden, InvalidInput, RateLimited, Unauthorized
 from helpdesk.core.settings import Settings
 from tenants.models import Tenant, TenantStatus
 from tenants.registry import get_by_id
@@ -88,8 +88,20 @@ def login(
     tenant_slug: str | None,
     address: str,
 ) -> TokenPair:
-    with transaction(sessions) as session:
-        check_login_allowed(session, settings, email, address)
+    try:
+        with transaction(sessions) as session:
+            check_login_allowed(session, settings, email, address)
+    except RateLimited:
+        # Not counted as a failure (that would extend the lockout for ever), but on record.
+        with transaction(sessions) as session:
+            record_platform_event(
+                session,
+                action="auth.login_failed",
+                outcome="denied",
+                actor_email=email,
+                details={"reason": "rate_limited", "tenant": tenant_slug},
+            )
+        raise
     try:
         with transaction(sessions) as session:
             user_id, tenant = _check_credentials(session, email, password, tenant_slug)
@@ -132,6 +144,16 @@ def refresh(sessions: sessionmaker[Session], settings: Settings, token: str) -> 
                     or membership_role(session, grant.user_id, grant.tenant_id) is None
                 ):
                     raise Unauthorized("The refresh token is revoked: its membership has ended.")
+                if tenant.status != TenantStatus.ACTIVE:
+                    # Raised inside the transaction: the token is not spent, and works again
+                    # once the workspace is resumed.
+                    raise Forbidden(
+                        f"The workspace {tenant.slug!r} is {tenant.status}; "
+                        "contact your administrator.",
+                        code="tenant_suspended"
+                        if tenant.status == TenantStatus.SUSPENDED
+                        else "tenant_deleting",
+                    )
             access, expires_in = issue_access_token(settings, grant.user_id, grant.tenant_id)
             return TokenPair(access, expires_in, new_refresh)
     raise refusal

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 
 class WorkspaceIn(BaseModel):
-    slug: str = Field(max_length=40, description="3-40 characters: [a-z][a-z0-9_]*, not 'pg_...'")
+    # Only a size cap: the slug rule itself is checked by tenants.slugs, whose 422 states it.
+    slug: str = Field(max_length=200, description="3-40 characters: [a-z][a-z0-9_]*, not 'pg_...'")
     name: str = Field(min_length=1, max_length=200)
     admin_email: EmailStr
     admin_password: str = Field(min_length=8, max_length=1024)

@@ -185,3 +185,23 @@ def test_an_agent_may_assign_to_a_colleague_and_unassign(
     assert (assigned.status_code, assigned.json()["assignee_id"]) == (200, str(colleague.user_id))
     cleared = _assign(client, headers, ticket_id, None)
     assert (cleared.status_code, cleared.json()["assignee_id"]) == (200, None)
+
+
+def test_assigning_needs_tickets_assign_beyond_tickets_update(
+    client: TestClient, factory: Factory, ws: Workspace, admin: dict[str, str]
+) -> None:
+    created = client.post(
+        "/api/v1/roles",
+        json={"name": "editor", "permissions": ["tickets.read", "tickets.update"]},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    editor = factory.member(ws, "editor")
+    headers = factory.headers(editor, ws)
+    ticket_id = _create(client, admin)["id"]
+    edited = client.patch(f"{TICKETS}/{ticket_id}", json={"title": "edited"}, headers=headers)
+    assert edited.status_code == 200, edited.text
+    refused = _assign(client, headers, ticket_id, editor.user_id)
+    assert refused.status_code == 403
+    assert "tickets.assign" in refused.json()["detail"]
+    assert client.get(f"{TICKETS}/{ticket_id}", headers=admin).json()["assignee_id"] is None

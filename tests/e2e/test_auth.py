@@ -1,17 +1,23 @@
 """Sign-in, token refresh and rotation, logout, throttling and token verification."""
 
+import hashlib
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from audit.models import PlatformAuditEvent
-from auth.models import User
+from auth.models import LoginAttempt, RefreshToken, User
 from auth.passwords import hash_password, use_hash_profile
+from auth.users import add_membership, create_user
 from helpdesk.core.db import transaction
 from helpdesk.runtime import Runtime
 from tests.support.factories import PASSWORD, Factory, Member, Workspace
@@ -19,6 +25,35 @@ from tests.support.factories import PASSWORD, Factory, Member, Workspace
 pytestmark = pytest.mark.e2e
 
 LOGIN = "/api/v1/auth/login"
+
+ClientFrom = Callable[[str], TestClient]
+
+
+def _new_address() -> str:
+    n = uuid.uuid4().int
+    return f"10.{n % 250}.{(n >> 8) % 250}.{(n >> 16) % 250 + 1}"
+
+
+@pytest.fixture
+def client_from(app: FastAPI) -> Iterator[ClientFrom]:
+    """Clients calling from a client address of their own.
+
+    Failed logins are counted per address, and every plain ``client`` calls from the same one:
+    a throttling test on that shared address would depend on what other tests failed before it.
+    """
+    with ExitStack() as stack:
+
+        def make(address: str) -> TestClient:
+            return stack.enter_context(
+                TestClient(app, base_url="http://testserver", client=(address, 50000))
+            )
+
+        yield make
+
+
+@pytest.fixture
+def remote(client_from: ClientFrom) -> TestClient:
+    return client_from(_new_address())
 
 
 def _login(client: TestClient, member: Member, workspace: Workspace | None, **extra: Any) -> Any:
@@ -65,7 +100,7 @@ def test_a_member_must_name_a_workspace(client: TestClient, factory: Factory) ->
     "mistake",
     ["wrong-password", "unknown-email", "other-workspace", "no-such-workspace", "bad-slug"],
 )
-def test_failed_logins_say_incorrect(client: TestClient, factory: Factory, mistake: str) -> None:
+def test_failed_logins_say_incorrect(remote: TestClient, factory: Factory, mistake: str) -> None:
     ws, other = factory.workspace(), factory.workspace()
     body = {"email": ws.admin.email, "password": PASSWORD, "tenant": ws.slug}
     if mistake == "wrong-password":
@@ -78,17 +113,18 @@ def test_failed_logins_say_incorrect(client: TestClient, factory: Factory, mista
         body["tenant"] = "nothing_here_" + uuid.uuid4().hex[:6]
     else:
         body["tenant"] = "Bad-Slug"
-    response = client.post(LOGIN, json=body)
+    response = remote.post(LOGIN, json=body)
     assert response.status_code == 401
     assert "incorrect" in response.json()["detail"]
+    assert "access_token" not in response.json()
 
 
 def test_failed_logins_are_on_the_platform_trail(
-    client: TestClient, factory: Factory, runtime: Runtime
+    remote: TestClient, factory: Factory, runtime: Runtime
 ) -> None:
     ws = factory.workspace()
-    client.post(LOGIN, json={"email": ws.admin.email, "password": "wrong-one!", "tenant": ws.slug})
-    _login(client, ws.admin, ws)
+    remote.post(LOGIN, json={"email": ws.admin.email, "password": "wrong-one!", "tenant": ws.slug})
+    _login(remote, ws.admin, ws)
     with transaction(runtime.sessions) as session:
         events = session.scalars(
             select(PlatformAuditEvent)
@@ -102,48 +138,159 @@ def test_failed_logins_are_on_the_platform_trail(
         assert "password" not in str(events[0].details)
 
 
+def _failures(runtime: Runtime, column: str, value: str) -> int:
+    with transaction(runtime.sessions) as session:
+        counted = getattr(LoginAttempt, column)
+        count = session.scalar(select(func.count()).where(counted == value))
+    return int(count or 0)
+
+
+def _assert_throttled(response: Any) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json()["code"] == "rate_limited"
+    assert "access_token" not in response.json()
+    assert int(response.headers["Retry-After"]) >= 1
+
+
 def test_repeated_failures_are_throttled_per_account(
-    client: TestClient, factory: Factory, runtime: Runtime
+    client_from: ClientFrom, factory: Factory, runtime: Runtime
 ) -> None:
     ws = factory.workspace()
+    bystander = factory.member(ws, "agent")
     limit = runtime.settings.login_attempts_per_account
-    for _ in range(limit):
-        bad = {"email": ws.admin.email, "password": "wrong-password", "tenant": ws.slug}
-        assert client.post(LOGIN, json=bad).status_code == 401
-    blocked = _login(client, ws.admin, ws)
-    assert blocked.status_code == 429
-    assert int(blocked.headers["Retry-After"]) >= 1
+    # Each guess from another address, and in another letter case: the account's count alone
+    # trips the limit, however its email is spelt.
+    for n in range(limit):
+        email = ws.admin.email.upper() if n % 2 else ws.admin.email
+        bad = {"email": email, "password": "wrong-password", "tenant": ws.slug}
+        assert client_from(_new_address()).post(LOGIN, json=bad).status_code == 401
+    # Even the right password is refused now, from any address and in any letter case, while
+    # other accounts sign in.
+    shouted = Member(ws.admin.user_id, ws.admin.email.upper(), PASSWORD, "admin")
+    for member in (ws.admin, shouted):
+        _assert_throttled(_login(client_from(_new_address()), member, ws))
+    assert _login(client_from(_new_address()), bystander, ws).status_code == 200
 
 
 def test_repeated_failures_are_throttled_per_address(
-    client: TestClient, factory: Factory, runtime: Runtime
+    client_from: ClientFrom, factory: Factory, runtime: Runtime
 ) -> None:
-    address = f"10.{uuid.uuid4().int % 250}.0.1"
+    ws = factory.workspace()
+    address = _new_address()
+    guesser = client_from(address)
+    limit = runtime.settings.login_attempts_per_address
+    # Each guess at another account: only the address's count can trip the limit.
+    for n in range(limit):
+        guess = {"email": f"guess-{n}-{uuid.uuid4().hex[:6]}@example.com", "password": "x" * 9}
+        assert guesser.post(LOGIN, json=guess).status_code == 401
+    assert _failures(runtime, "address", address) == limit
+    # A real member's right password from that address is refused; from another, accepted.
+    _assert_throttled(_login(guesser, ws.admin, ws))
+    assert _login(client_from(_new_address()), ws.admin, ws).status_code == 200
+    # The refusal is on the platform trail, and did not count as one more failure.
+    assert _failures(runtime, "address", address) == limit
     with transaction(runtime.sessions) as session:
-        for _ in range(runtime.settings.login_attempts_per_address):
-            session.execute(
-                text("INSERT INTO public.login_failures (email, address) VALUES (:e, :a)"),
-                {"e": f"{uuid.uuid4().hex}@example.com", "a": address},
-            )
-    from auth.throttle import check_login_allowed
-    from helpdesk.core.errors import RateLimited
+        events = session.scalars(
+            select(PlatformAuditEvent)
+            .where(PlatformAuditEvent.actor_email == ws.admin.email)
+            .order_by(PlatformAuditEvent.id)
+        ).all()
+    assert [(e.action, e.outcome, e.details.get("reason")) for e in events][-2:] == [
+        ("auth.login_failed", "denied", "rate_limited"),
+        ("auth.login", "success", None),
+    ]
 
-    with transaction(runtime.sessions) as session, pytest.raises(RateLimited):
-        check_login_allowed(session, runtime.settings, "fresh@example.com", address)
+
+def test_a_successful_login_clears_the_accounts_failures(
+    remote: TestClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws = factory.workspace()
+    limit = runtime.settings.login_attempts_per_account
+    bad = {"email": ws.admin.email, "password": "wrong-password", "tenant": ws.slug}
+    for _ in range(limit - 1):
+        assert remote.post(LOGIN, json=bad).status_code == 401
+    assert _login(remote, ws.admin, ws).status_code == 200
+    assert _failures(runtime, "email", ws.admin.email) == 0
+    # A fresh allowance: one more mistake is a 401, not a 429.
+    assert remote.post(LOGIN, json=bad).status_code == 401
+
+
+def test_an_email_is_one_account_whatever_its_letter_case(
+    remote: TestClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws = factory.workspace()
+    shouted = ws.admin.email.upper()
+    assert (
+        _login(remote, Member(ws.admin.user_id, shouted, PASSWORD, "admin"), ws).status_code == 200
+    )
+    with (
+        pytest.raises(IntegrityError, match="uq_users_email_lower"),
+        transaction(runtime.sessions) as session,
+    ):
+        create_user(session, email=shouted, name="Twin", password=PASSWORD)
+
+
+def test_a_disabled_user_cannot_sign_in_and_their_tokens_stop(
+    remote: TestClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws = factory.workspace()
+    agent = factory.member(ws, "agent")
+    pair = _login(remote, agent, ws).json()
+    headers = {"Authorization": f"Bearer {pair['access_token']}"}
+    assert remote.get("/api/v1/tickets", headers=headers).status_code == 200
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            text("UPDATE public.users SET disabled = true WHERE id = :u"), {"u": agent.user_id}
+        )
+    refused = _login(remote, agent, ws)
+    assert refused.status_code == 401
+    assert "incorrect" in refused.json()["detail"]
+    assert remote.get("/api/v1/tickets", headers=headers).status_code == 401
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(client: TestClient, factory: Factory) -> None:
     ws = factory.workspace()
     first = _login(client, ws.admin, ws).json()["refresh_token"]
+    other_device = _login(client, ws.admin, ws).json()["refresh_token"]
     second = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
     assert second.status_code == 200
     second_token = second.json()["refresh_token"]
     assert second_token != first
+    me = client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {second.json()['access_token']}"}
+    )
+    assert me.json()["tenant"]["slug"] == ws.slug
+    third = client.post("/api/v1/auth/refresh", json={"refresh_token": second_token})
+    assert third.status_code == 200
+    third_token = third.json()["refresh_token"]
+
     reuse = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
     assert reuse.status_code == 401
-    # The thief replayed `first`; the owner's newer token dies with the family.
-    after = client.post("/api/v1/auth/refresh", json={"refresh_token": second_token})
-    assert after.status_code == 401
+    # The thief replayed `first`; every token descended from it dies with the family, while
+    # the same user's other sign-in is another family and lives on.
+    for descendant in (second_token, third_token):
+        after = client.post("/api/v1/auth/refresh", json={"refresh_token": descendant})
+        assert after.status_code == 401
+    assert (
+        client.post("/api/v1/auth/refresh", json={"refresh_token": other_device}).status_code == 200
+    )
+
+
+def test_refresh_tokens_are_stored_only_as_digests(
+    client: TestClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws = factory.workspace()
+    token = _login(client, ws.admin, ws).json()["refresh_token"]
+    with transaction(runtime.sessions) as session:
+        stored = session.scalars(
+            select(RefreshToken.token_hash).where(RefreshToken.user_id == ws.admin.user_id)
+        ).all()
+        dumped = session.scalar(
+            text("SELECT string_agg(t::text, ' ') FROM public.refresh_tokens t WHERE user_id = :u"),
+            {"u": ws.admin.user_id},
+        )
+    assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+    assert token not in (dumped or "")
 
 
 def test_logout_revokes_the_refresh_token(client: TestClient, factory: Factory) -> None:
@@ -178,6 +325,12 @@ def test_a_hash_with_old_parameters_is_upgraded_at_login(
         assert upgraded.password_hash != strong_hash
         assert upgraded.password_hash is not None
         assert "m=1024" in upgraded.password_hash
+    # Now current: the next login keeps the hash as it is.
+    assert _login(client, ws.admin, ws).status_code == 200
+    with transaction(runtime.sessions) as session:
+        again = session.get(User, ws.admin.user_id)
+        assert again is not None
+        assert again.password_hash == upgraded.password_hash
 
 
 def _claims(runtime: Runtime, member: Member, ws: Workspace, **override: Any) -> dict[str, Any]:
@@ -220,7 +373,6 @@ def _tampered_tid(token: str, new_tid: str) -> str:
         "alg-none",
         "wrong-audience",
         "wrong-issuer",
-        "edited-tid",
         "missing-exp",
         "unknown-kid",
         "wrong-key",
@@ -230,7 +382,7 @@ def _tampered_tid(token: str, new_tid: str) -> str:
 def test_bad_tokens_are_401(
     client: TestClient, factory: Factory, runtime: Runtime, case: str
 ) -> None:
-    ws, other = factory.workspace(), factory.workspace()
+    ws = factory.workspace()
     member = ws.admin
     token: str | None
     if case == "expired":
@@ -241,13 +393,14 @@ def test_bad_tokens_are_401(
     elif case == "malformed":
         token = "not.a.jwt"
     elif case == "alg-none":
-        token = jwt.encode(_claims(runtime, member, ws), None, algorithm="none")
+        # With the live kid, so that the algorithm list refuses it, not the key lookup.
+        token = jwt.encode(
+            _claims(runtime, member, ws), None, algorithm="none", headers={"kid": "dev"}
+        )
     elif case == "wrong-audience":
         token = _sign(runtime, _claims(runtime, member, ws, aud="someone-else"))
     elif case == "wrong-issuer":
         token = _sign(runtime, _claims(runtime, member, ws, iss="evil"))
-    elif case == "edited-tid":
-        token = _tampered_tid(factory.token(member, ws), str(other.id))
     elif case == "missing-exp":
         claims = _claims(runtime, member, ws)
         del claims["exp"]
@@ -272,18 +425,75 @@ def test_bad_tokens_are_401(
         assert "expired" in response.json()["detail"]
 
 
-def test_suspended_workspace_answers_403(
+def test_a_token_built_like_the_bad_ones_but_sound_is_accepted(
     client: TestClient, factory: Factory, runtime: Runtime
 ) -> None:
+    """The control for the cases above: each differs from this token in one respect only."""
     ws = factory.workspace()
-    headers = factory.headers(ws.admin, ws)
+    token = _sign(runtime, _claims(runtime, ws.admin, ws))
+    response = client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+
+
+def test_a_token_whose_tid_was_edited_fails_the_signature_check(
+    client: TestClient, factory: Factory, runtime: Runtime
+) -> None:
+    a, b = factory.workspace(), factory.workspace()
+    # A member of both workspaces: only the signature can tell the edited token from a real one.
+    member = factory.member(a, "agent")
+    with transaction(runtime.sessions) as session:
+        add_membership(session, user_id=member.user_id, tenant_id=b.id, role="admin")
+    b_secret = client.post(
+        "/api/v1/tickets",
+        json={"title": "secret in B", "customer_email": "c@example.com"},
+        headers=factory.headers(b.admin, b),
+    )
+    assert b_secret.status_code == 201, b_secret.text
+    token_for_a = factory.token(member, a)
+    assert client.get("/api/v1/tickets", headers=factory.headers(member, b)).status_code == 200
+
+    forged = _tampered_tid(token_for_a, str(b.id))
+    assert jwt.decode(forged, options={"verify_signature": False})["tid"] == str(b.id)
+    for path in ("/api/v1/tickets", f"/api/v1/tickets/{b_secret.json()['id']}"):
+        response = client.get(path, headers={"Authorization": f"Bearer {forged}"})
+        assert response.status_code == 401, response.text
+        assert "invalid" in response.json()["detail"]
+        assert "secret" not in response.text
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        "GET /tickets",
+        "GET /auth/me",
+        "POST /tickets",
+        "POST /auth/login",
+        "POST /auth/refresh",
+    ],
+)
+def test_suspended_workspace_answers_403(
+    remote: TestClient, factory: Factory, runtime: Runtime, attempt: str
+) -> None:
+    ws = factory.workspace()
+    pair = _login(remote, ws.admin, ws).json()
+    headers = {"Authorization": f"Bearer {pair['access_token']}"}
     with transaction(runtime.sessions) as session:
         session.execute(
             text("UPDATE public.tenants SET status = 'suspended' WHERE id = :id"), {"id": ws.id}
         )
-    response = client.get("/api/v1/tickets", headers=headers)
-    assert response.status_code == 403
+    if attempt == "POST /auth/login":
+        response = _login(remote, ws.admin, ws)
+    elif attempt == "POST /auth/refresh":
+        response = remote.post(
+            "/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+        )
+    else:
+        method, path = attempt.split()
+        body = {"title": "t", "customer_email": "c@example.com"} if method == "POST" else None
+        response = remote.request(method, f"/api/v1{path}", json=body, headers=headers)
+    assert response.status_code == 403, response.text
     assert response.json()["code"] == "tenant_suspended"
+    assert "suspended" in response.json()["detail"]
 
 
 def test_removed_member_is_refused_at_once(

@@ -109,3 +109,27 @@ def test_who_may_read_and_write_customers(
         client.post(CUSTOMERS, json={"email": "r@example.com"}, headers=headers).status_code
         == write
     )
+
+
+def test_a_ticket_naming_a_new_email_creates_the_customer_once(
+    client: TestClient, agent: dict[str, str]
+) -> None:
+    def ticket(email: str, name: str) -> dict[str, Any]:
+        body = {"title": "Help", "customer_email": email, "customer_name": name}
+        response = client.post("/api/v1/tickets", json=body, headers=agent)
+        assert response.status_code == 201, response.text
+        customer: dict[str, Any] = response.json()["customer"]
+        return customer
+
+    first = ticket("New.Person@Example.com", "New Person")
+    # The same requester in another case is the same customer; the first name given stays.
+    again = ticket("new.person@EXAMPLE.COM", "Someone Else")
+    assert again == first
+    assert first["name"] == "New Person"
+    listed = client.get(CUSTOMERS, headers=agent).json()["items"]
+    assert [(c["id"], c["name"], c["tier"]) for c in listed] == [
+        (first["id"], "New Person", "basic")
+    ]
+    # An explicit create for that email now clashes with the record the ticket made.
+    clash = client.post(CUSTOMERS, json={"email": "NEW.PERSON@example.com"}, headers=agent)
+    assert (clash.status_code, clash.json()["code"]) == (409, "duplicate_email")

@@ -90,8 +90,11 @@ def test_invalid_tickets_are_422_naming_the_field(
     assert any(err["loc"][-1] == field or field in err["loc"] for err in response.json()["detail"])
 
 
-def test_a_200_character_title_is_accepted(client: TestClient, admin: dict[str, str]) -> None:
-    assert _create(client, admin, title="x" * 200)["title"] == "x" * 200
+@pytest.mark.parametrize("title", ["x" * 200, "  " + "x" * 200 + "\t", "x"])
+def test_a_title_of_1_to_200_characters_after_trimming_is_accepted(
+    client: TestClient, admin: dict[str, str], title: str
+) -> None:
+    assert _create(client, admin, title=title)["title"] == title.strip()
 
 
 # The workflow as product defines it: from each status (row), may it move to each status?
@@ -283,6 +286,9 @@ def test_mine_lists_tickets_assigned_to_the_agent(
     assert [t["id"] for t in client.get(f"{TICKETS}/mine", headers=headers).json()["items"]] == [
         assigned["id"]
     ]
+    assert _titles(client, admin, assignee_id=str(agent.user_id)) == [assigned["title"]]
+    # An admin with nothing assigned has an empty queue, not everyone's tickets.
+    assert client.get(f"{TICKETS}/mine", headers=admin).json()["items"] == []
 
 
 @pytest.mark.slow
@@ -310,6 +316,9 @@ def test_cursor_visits_every_ticket_once_while_tickets_are_created(
     writer = threading.Thread(target=create_while_listing)
     writer.start()
     seen: list[int] = []
+    # Besides the writer, one ticket is created between every two pages, so creation during the
+    # listing does not depend on how the threads happen to be scheduled.
+    between_pages: list[int] = []
     cursor: str | None = None
     try:
         while True:
@@ -319,9 +328,13 @@ def test_cursor_visits_every_ticket_once_while_tickets_are_created(
             cursor = page["next_cursor"]
             if cursor is None:
                 break
+            between_pages.append(_create(client, admin, title="between pages")["id"])
     finally:
         stop.set()
         writer.join()
+    assert len(between_pages) >= 10_000 // 200
     assert len(seen) == len(set(seen)), "a ticket was listed twice"
     assert original <= set(seen), "a ticket was skipped"
+    # A ticket committed before the next page was asked for lies ahead of the cursor.
+    assert set(between_pages) <= set(seen), "a ticket created during the listing was skipped"
     assert seen == sorted(seen)

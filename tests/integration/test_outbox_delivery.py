@@ -28,6 +28,7 @@ from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.outbox.models import DeliveryAttempt, OutboxMessage
 from helpdesk.outbox.worker import DeliveryReport, deliver_all, retry_delay, run_worker
 from helpdesk.runtime import Runtime
+from helpdesk.sla.models import WorkspaceSettings
 from tests.support.factories import Factory, Workspace
 
 pytestmark = pytest.mark.integration
@@ -503,6 +504,56 @@ def test_customer_and_assignee_get_their_notifications(
     assert [_attempts(runtime, ws, row.id) for row in rows] == [[(250, "")]] * 3
 
 
+def test_an_auto_assigned_ticket_notifies_the_agent_it_went_to(
+    client: TestClient,
+    configured: Configure,
+    factory: Factory,
+    smtp_server: SmtpServer,
+    ws: Workspace,
+    admin: dict[str, str],
+    t0: datetime,
+) -> None:
+    inbox, port = smtp_server()
+    runtime = _mail_runtime(configured, port)
+    agent = factory.member(ws, "agent")
+    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
+        session.merge(WorkspaceSettings(id=1, auto_assign=True))
+    ticket_id = _ticket(client, admin, "Printer jams")
+    shown = client.get(f"{API}/tickets/{ticket_id}", headers=admin).json()
+    assert shown["assignee_id"] == str(agent.user_id)
+
+    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (2, 0, 0)
+    assert [e.rcpt_tos for e in inbox.envelopes] == [[CUSTOMER], [agent.email]]
+    assert inbox.messages()[1]["Subject"] == f"[#{ticket_id}] assigned to you: Printer jams"
+
+
+def test_unassigning_or_changing_other_fields_sends_no_assignment_mail(
+    client: TestClient,
+    configured: Configure,
+    factory: Factory,
+    smtp_server: SmtpServer,
+    ws: Workspace,
+    admin: dict[str, str],
+    t0: datetime,
+) -> None:
+    inbox, port = smtp_server()
+    runtime = _mail_runtime(configured, port)
+    agent = factory.member(ws, "agent")
+    ticket_id = _ticket(client, admin)
+    url = f"{API}/tickets/{ticket_id}"
+    for change in (
+        {"assignee_id": str(agent.user_id)},
+        {"assignee_id": str(agent.user_id)},  # the same assignee again is no new assignment
+        {"priority": "high", "status": "in_progress"},
+        {"assignee_id": None},
+    ):
+        response = client.patch(url, json=change, headers=admin)
+        assert response.status_code == 200, response.text
+
+    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (2, 0, 0)
+    assert [e.rcpt_tos for e in inbox.envelopes] == [[CUSTOMER], [agent.email]]
+
+
 def test_mail_waits_while_the_relay_is_down_and_goes_out_later(
     client: TestClient,
     configured: Configure,
@@ -527,6 +578,21 @@ def test_mail_waits_while_the_relay_is_down_and_goes_out_later(
     assert _counts(later) == (1, 0, 0)
     assert [e.rcpt_tos for e in inbox.envelopes] == [[CUSTOMER]]
     assert _only(runtime, ws, "email").delivered_at == t0 + timedelta(seconds=30)
+
+
+def test_mail_is_given_up_after_the_last_attempt(
+    client: TestClient, configured: Configure, ws: Workspace, admin: dict[str, str], t0: datetime
+) -> None:
+    runtime = _mail_runtime(configured, _free_port(), delivery_max_attempts=2)  # nobody listens
+    _ticket(client, admin)
+    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
+    last = t0 + timedelta(seconds=30)
+    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=last)) == (0, 0, 1)
+    row = _only(runtime, ws, "email")
+    assert (row.attempts, row.failed_at, row.delivered_at) == (2, last, None)
+    assert len(_attempts(runtime, ws, row.id)) == 2
+    later = deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(days=30))
+    assert _counts(later) == (0, 0, 0)
 
 
 def test_starttls_that_the_relay_does_not_offer_sends_nothing_in_clear(

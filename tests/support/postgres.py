@@ -2,10 +2,13 @@
 
 Provider chain (DESIGN.md "Tests"): ``TEST_DATABASE_URL``, else a Docker engine via
 testcontainers, else an embedded server from pip.
-``HELPDESK_TEST_PG=url|docker|embedded`` forces one.
+``HELPDESK_TEST_PG=url|docker|embedded`` forces one. ``HELPDESK_TEST_DB_PREFIX`` (default
+``helpdesk_test``) names the template and the per-worker databases, so that two runs can share one
+server without dropping each other's databases.
 """
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -21,7 +24,9 @@ from sqlalchemy.engine import make_url
 
 Provider = Literal["url", "docker", "embedded"]
 PROVIDERS: tuple[Provider, ...] = ("url", "docker", "embedded")
-TEMPLATE_DB = "helpdesk_test_template"
+DEFAULT_DB_PREFIX = "helpdesk_test"
+# Leaves room for "_template" and an xdist worker id within PostgreSQL's 63-byte names.
+_DB_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 DOCKER_IMAGE = "postgres:16-alpine"
 
 
@@ -44,6 +49,24 @@ def choose_provider(env: Mapping[str, str], docker_available: Callable[[], bool]
     if docker_available():
         return "docker"
     return "embedded"
+
+
+def database_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("HELPDESK_TEST_DB_PREFIX", "").strip() or DEFAULT_DB_PREFIX
+    if not _DB_PREFIX.fullmatch(prefix):
+        raise ProviderError(
+            f"HELPDESK_TEST_DB_PREFIX={prefix!r}: use 1 to 40 lowercase letters, digits or "
+            "underscores, starting with a letter"
+        )
+    return prefix
+
+
+def template_name(prefix: str) -> str:
+    return f"{prefix}_template"
+
+
+def worker_database_name(prefix: str, worker: str) -> str:
+    return f"{prefix}_{worker}"
 
 
 def docker_available() -> bool:
@@ -121,11 +144,16 @@ def sqlalchemy_url(libpq_url: str) -> str:
 
 
 def recreate_database(admin_url: str, name: str) -> None:
+    drop_database(admin_url, name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def clone_database(server: Server, name: str, template: str) -> Any:
@@ -133,10 +161,7 @@ def clone_database(server: Server, name: str, template: str) -> Any:
     from pytest_postgresql.janitor import DatabaseJanitor
 
     janitor = DatabaseJanitor(dbname=name, template_dbname=template, **server.janitor_args())
-    with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(server.admin_url, name)
     for attempt in range(20):
         try:
             janitor.init()

@@ -1,8 +1,17 @@
 """Which PostgreSQL the suite uses: TEST_DATABASE_URL, else Docker, else embedded."""
 
+import socket
+
 import pytest
 
-from tests.support.postgres import ProviderError, choose_provider
+from tests.support.postgres import (
+    ProviderError,
+    choose_provider,
+    database_prefix,
+    docker_available,
+    template_name,
+    worker_database_name,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -40,3 +49,36 @@ def test_url_provider_does_not_probe_docker() -> None:
 def test_a_bad_forced_provider_is_refused(env: dict[str, str]) -> None:
     with pytest.raises(ProviderError):
         choose_provider(env, lambda: False)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_an_engine_that_does_not_answer_means_no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A refused connection, not a time-out: the fallback to embedded must not wait on Docker.
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{_closed_port()}")
+    assert docker_available() is False
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, ("helpdesk_test_template", "helpdesk_test_gw0")),
+        ({"HELPDESK_TEST_DB_PREFIX": "ci_42"}, ("ci_42_template", "ci_42_gw0")),
+    ],
+)
+def test_database_names_come_from_the_prefix(
+    env: dict[str, str], expected: tuple[str, str]
+) -> None:
+    prefix = database_prefix(env)
+    assert (template_name(prefix), worker_database_name(prefix, "gw0")) == expected
+
+
+@pytest.mark.parametrize("prefix", ["Upper", "1st", "has-dash", "x" * 41, 'q"uote'])
+def test_a_bad_database_prefix_is_refused(prefix: str) -> None:
+    with pytest.raises(ProviderError, match="HELPDESK_TEST_DB_PREFIX"):
+        database_prefix({"HELPDESK_TEST_DB_PREFIX": prefix})
