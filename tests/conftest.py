@@ -15,12 +15,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
 
 from helpdesk.app import create_app
-from helpdesk.core.settings import Settings
+from helpdesk.core.settings import Settings, get_settings
 from helpdesk.migrate import upgrade_public
 from helpdesk.runtime import Runtime
-from tests.support.factories import Factory
+from tests.support.factories import Factory, Workspace
 from tests.support.postgres import (
     Server,
     choose_provider,
@@ -135,6 +136,8 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         password_hash_profile="fast",
         pool_size=4,
+        # The tests' webhook receivers listen on loopback; the refusal has tests of its own.
+        webhook_allow_private_addresses=True,
     )
 
 
@@ -159,3 +162,31 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def factory(runtime: Runtime) -> Factory:
     return Factory(runtime)
+
+
+@pytest.fixture
+def ws(factory: Factory) -> Workspace:
+    """A fresh workspace of the test's own: tests isolate themselves by provisioning."""
+    return factory.workspace()
+
+
+@pytest.fixture
+def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
+    """Authorization headers for ``ws``'s first admin."""
+    return factory.headers(ws.admin, ws)
+
+
+@pytest.fixture
+def cli(database_url: str, runtime: Runtime) -> Iterator[CliRunner]:
+    """Runs ``helpdesk`` commands in-process against this worker's database; the settings
+    cache is cleared around it so the command reads this environment, not a cached one."""
+    get_settings.cache_clear()
+    yield CliRunner(
+        env={
+            "DATABASE_URL": database_url,
+            "HELPDESK_PASSWORD_HASH_PROFILE": "fast",
+            "HELPDESK_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
+            "COLUMNS": "200",
+        }
+    )
+    get_settings.cache_clear()

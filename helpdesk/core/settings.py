@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     delivery_max_attempts: int = Field(default=8, ge=1, le=100)
     delivery_backoff_seconds: float = Field(default=30.0, ge=0)
+    # Webhooks to loopback, private, link-local or other non-public addresses are refused (SSRF);
+    # a development setup posting to a receiver on this machine may allow them.
+    webhook_allow_private_addresses: bool = False
 
     @model_validator(mode="after")
     def _signing_key_exists(self) -> "Settings":

@@ -34,6 +34,7 @@ from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.outbox.mailer import SMTP_TIMEOUT_SECONDS, Mailer, MailError
 from helpdesk.outbox.models import DeliveryAttempt, OutboxMessage
 from helpdesk.runtime import Runtime
+from helpdesk.webhooks.addresses import resolved_address_problem
 from helpdesk.webhooks.models import Webhook
 from tenants.context import TenantRef
 from tenants.models import Tenant, TenantStatus
@@ -213,7 +214,8 @@ def deliver_tenant(
         )
         if not batch:
             break
-        results = [_send(message, http, mailer, clock) for message in batch]
+        allow_private = settings.webhook_allow_private_addresses
+        results = [_send(message, http, mailer, clock, allow_private) for message in batch]
         for result, gave_up in _record(runtime, tenant, results, clock()):
             report.count(result.outcome, gave_up=gave_up)
         if len(batch) < batch_size:
@@ -305,8 +307,13 @@ def _claim(
         return claimed
 
 
-def _send(message: Claimed, http: httpx.Client, mailer: Mailer | None, clock: Clock) -> Result:
+def _send(
+    message: Claimed, http: httpx.Client, mailer: Mailer | None, clock: Clock, allow_private: bool
+) -> Result:
     if message.kind == "webhook":
+        url = message.webhook_url
+        if url and not allow_private and (problem := resolved_address_problem(url)):
+            return Result(message.id, Outcome.GIVE_UP, clock(), error=problem)
         return _post_webhook(message, http, clock())
     if message.kind == "email" and mailer is not None:
         return _send_email(message, mailer, clock())

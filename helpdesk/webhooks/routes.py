@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
 from helpdesk.core.pagination import decode_cursor, encode_cursor
-from helpdesk.pipeline import Scope, require
+from helpdesk.pipeline import RuntimeDep, Scope, require
 from helpdesk.webhooks import service
 from helpdesk.webhooks.schemas import WebhookIn, WebhookOut, WebhookPage
 
@@ -29,8 +29,9 @@ def list_webhooks(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
-def create_webhook(body: WebhookIn, scope: Manager) -> WebhookOut:
-    webhook = service.create_webhook(scope.session, body)
+def create_webhook(body: WebhookIn, scope: Manager, runtime: RuntimeDep) -> WebhookOut:
+    allow_private = runtime.settings.webhook_allow_private_addresses
+    webhook = service.create_webhook(scope.session, body, allow_private=allow_private)
     # The secret stays out of the audit trail, as it stays out of every response.
     scope.audit(
         "webhook.create",

@@ -5,12 +5,16 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from helpdesk.core.errors import NotFound
+from helpdesk.core.errors import InvalidInput, NotFound
+from helpdesk.webhooks.addresses import literal_address_problem
 from helpdesk.webhooks.models import Webhook
 from helpdesk.webhooks.schemas import WebhookIn
 
 
-def create_webhook(session: Session, data: WebhookIn) -> Webhook:
+def create_webhook(session: Session, data: WebhookIn, *, allow_private: bool) -> Webhook:
+    problem = None if allow_private else literal_address_problem(str(data.url))
+    if problem:
+        raise InvalidInput(f"{problem[0].upper()}{problem[1:]}.", field="url")
     webhook = Webhook(
         url=str(data.url),
         events=[event.value for event in data.events],
