@@ -19,16 +19,6 @@ pytestmark = pytest.mark.e2e
 TICKETS = "/api/v1/tickets"
 
 
-@pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
-
-
 def auto_assign(runtime: Runtime, ws: Workspace, on: bool = True) -> None:
     with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
         session.merge(WorkspaceSettings(id=1, auto_assign=on))

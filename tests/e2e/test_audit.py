@@ -23,16 +23,6 @@ pytestmark = pytest.mark.e2e
 API = "/api/v1"
 
 
-@pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
-
-
 def _events(runtime: Runtime, ws: Workspace) -> list[AuditEvent]:
     with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
         events = list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))

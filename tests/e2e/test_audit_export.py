@@ -22,7 +22,6 @@ from audit.models import AuditEvent
 from helpdesk.cli.audit import audit_app
 from helpdesk.compliance import export_routes
 from helpdesk.core.db import tenant_transaction, transaction
-from helpdesk.core.settings import get_settings
 from helpdesk.runtime import Runtime
 from tests.support.factories import Factory, Workspace
 
@@ -30,16 +29,6 @@ pytestmark = pytest.mark.e2e
 
 API = "/api/v1"
 FORMATS = [ExportFormat.NDJSON, ExportFormat.CSV]
-
-
-@pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
 
 
 def _activity(client: TestClient, admin: dict[str, str], tickets: int = 2) -> None:
@@ -473,19 +462,6 @@ def test_a_csv_row_keeps_null_apart_from_an_empty_string() -> None:
 
 
 # The command line.
-
-
-@pytest.fixture
-def cli(database_url: str, runtime: Runtime) -> Iterator[CliRunner]:
-    get_settings.cache_clear()
-    yield CliRunner(
-        env={
-            "DATABASE_URL": database_url,
-            "HELPDESK_PASSWORD_HASH_PROFILE": "fast",
-            "COLUMNS": "200",
-        }
-    )
-    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

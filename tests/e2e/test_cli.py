@@ -38,19 +38,6 @@ from tests.support.factories import Factory, unique_slug
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def cli(database_url: str, runtime: Runtime) -> Iterator[CliRunner]:
-    get_settings.cache_clear()
-    yield CliRunner(
-        env={
-            "DATABASE_URL": database_url,
-            "HELPDESK_PASSWORD_HASH_PROFILE": "fast",
-            "COLUMNS": "200",
-        }
-    )
-    get_settings.cache_clear()
-
-
 def _status(runtime: Runtime, slug: str) -> str | None:
     with transaction(runtime.sessions) as session:
         return session.scalar(select(Tenant.status).where(Tenant.slug == slug))

@@ -13,11 +13,6 @@ CUSTOMERS = "/api/v1/customers"
 
 
 @pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
 def agent(factory: Factory, ws: Workspace) -> dict[str, str]:
     return factory.headers(factory.member(ws, "agent"), ws)
 

@@ -24,16 +24,6 @@ SURNAME = "Zebedee"
 
 
 @pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
-
-
-@pytest.fixture
 def officer(factory: Factory, ws: Workspace) -> dict[str, str]:
     return factory.headers(factory.member(ws, "compliance"), ws)
 

@@ -1,7 +1,6 @@
 """``helpdesk jobs escalate|auto-close`` from the command line: what each changes, that a rerun
 changes nothing more, and that a workspace the job cannot run in makes the exit code say so."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,19 +10,11 @@ from typer.testing import CliRunner
 
 from helpdesk.cli import app
 from helpdesk.core.db import tenant_transaction
-from helpdesk.core.settings import get_settings
 from helpdesk.runtime import Runtime
 from helpdesk.tickets.models import Ticket
 from tests.support.factories import Factory, Workspace
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cli(database_url: str, runtime: Runtime) -> Iterator[CliRunner]:
-    get_settings.cache_clear()
-    yield CliRunner(env={"DATABASE_URL": database_url, "COLUMNS": "200"})
-    get_settings.cache_clear()
 
 
 def _insert(runtime: Runtime, ws: Workspace, **fields: Any) -> int:

@@ -20,16 +20,6 @@ ROLES = "/api/v1/roles"
 
 
 @pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
-
-
-@pytest.fixture
 def new_email() -> str:
     return f"new.{uuid.uuid4().hex[:10]}@example.com"
 

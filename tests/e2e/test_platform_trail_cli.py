@@ -2,7 +2,6 @@
 line too, down to the purge that drops its schema (the HTTP path is in test_platform)."""
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -11,25 +10,11 @@ from typer.testing import CliRunner
 from audit.models import PlatformAuditEvent
 from helpdesk.cli import app
 from helpdesk.core.db import transaction
-from helpdesk.core.settings import get_settings
 from helpdesk.runtime import Runtime
 from tenants.models import Tenant
 from tests.support.factories import unique_slug
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cli(database_url: str, runtime: Runtime) -> Iterator[CliRunner]:
-    get_settings.cache_clear()
-    yield CliRunner(
-        env={
-            "DATABASE_URL": database_url,
-            "HELPDESK_PASSWORD_HASH_PROFILE": "fast",
-            "COLUMNS": "200",
-        }
-    )
-    get_settings.cache_clear()
 
 
 def _trail(runtime: Runtime, tenant_id: uuid.UUID) -> list[tuple[str, str, str | None]]:

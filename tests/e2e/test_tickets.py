@@ -18,16 +18,6 @@ TICKETS = "/api/v1/tickets"
 VALID = {"title": "Printer on fire", "customer_email": "pat@example.com"}
 
 
-@pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
-
-
 def _create(client: TestClient, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
     response = client.post(TICKETS, json={**VALID, **fields}, headers=headers)
     assert response.status_code == 201, response.text

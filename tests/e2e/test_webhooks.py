@@ -4,7 +4,6 @@ the same transaction as the change, and signed deliveries to a real local HTTP s
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ from werkzeug import Request
 from audit.models import AuditEvent
 from helpdesk.cli import app as cli_app
 from helpdesk.core.db import tenant_transaction
-from helpdesk.core.settings import get_settings
 from helpdesk.outbox.models import DeliveryAttempt, OutboxMessage
 from helpdesk.outbox.service import WEBHOOK_EVENTS
 from helpdesk.outbox.worker import deliver_all
@@ -32,16 +30,6 @@ API = "/api/v1"
 WEBHOOKS = f"{API}/webhooks"
 SECRET = "whsec_0123456789abcdef"
 ALL_EVENTS = ["ticket.created", "ticket.updated", "comment.created"]
-
-
-@pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
 
 
 def _subscribe(
@@ -322,13 +310,6 @@ def test_deleting_a_webhook_drops_its_pending_deliveries(
     assert _webhook_rows(runtime, ws) == []
     report = deliver_all(runtime, slugs=[ws.slug], now=_soon())
     assert (report.delivered, report.retrying, report.failed, httpserver.log) == (0, 0, 0, [])
-
-
-@pytest.fixture
-def cli(database_url: str, runtime: Runtime) -> Iterator[CliRunner]:
-    get_settings.cache_clear()
-    yield CliRunner(env={"DATABASE_URL": database_url, "COLUMNS": "200"})
-    get_settings.cache_clear()
 
 
 def test_the_cli_job_delivers_a_workspaces_outbox(

@@ -19,16 +19,6 @@ SETTINGS = "/api/v1/settings"
 TICKETS = "/api/v1/tickets"
 
 
-@pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
-
-
 def test_a_new_workspace_has_the_product_defaults(
     client: TestClient, admin: dict[str, str]
 ) -> None:

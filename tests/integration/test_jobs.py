@@ -35,11 +35,6 @@ SOMEONE = uuid.UUID("00000000-0000-4000-8000-000000000001")
 ESCALATION_FIELDS = ("priority", "escalated", "sla_breached")
 
 
-@pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
 @contextmanager
 def scope(runtime: Runtime, ws: Workspace) -> Iterator[Session]:
     with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:

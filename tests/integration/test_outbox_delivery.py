@@ -42,16 +42,6 @@ CUSTOMER = "requester@example.com"
 
 
 @pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
-@pytest.fixture
-def admin(factory: Factory, ws: Workspace) -> dict[str, str]:
-    return factory.headers(ws.admin, ws)
-
-
-@pytest.fixture
 def t0() -> datetime:
     """The first pass's clock: safely after every row the test writes (the server stamps those)."""
     return datetime.now(UTC) + timedelta(seconds=5)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import time_machine
-import typer
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
@@ -20,7 +19,6 @@ from audit.retention import RetentionReport, run_retention, run_retention_job
 from helpdesk.app import API_PREFIX
 from helpdesk.cli import app as cli_app
 from helpdesk.core.db import tenant_transaction, transaction
-from helpdesk.core.settings import get_settings
 from helpdesk.runtime import Runtime
 from tenants.context import TenantRef
 from tenants.registry import get_by_slug, schedule_deletion
@@ -362,33 +360,17 @@ def test_the_policy_defaults_to_keeping_everything_and_validates(desk: Desk) -> 
     assert _ok(desk.client.get(url, headers=desk.admin()))["closed_ticket_days"] == 90
 
 
-@pytest.fixture
-def jobs(database_url: str) -> Iterator[tuple[CliRunner, typer.Typer]]:
-    """The ``helpdesk`` command, against the test database."""
-    get_settings.cache_clear()
-    runner = CliRunner(
-        env={
-            "DATABASE_URL": database_url,
-            "HELPDESK_PASSWORD_HASH_PROFILE": "fast",
-            "COLUMNS": "200",
-        }
-    )
-    yield runner, cli_app
-    get_settings.cache_clear()
-
-
 def test_the_job_command_runs_one_workspace_as_the_system(
-    desk: Desk, runtime: Runtime, start: datetime, jobs: tuple[CliRunner, typer.Typer]
+    desk: Desk, runtime: Runtime, start: datetime, cli: CliRunner
 ) -> None:
-    runner, cli = jobs
     with days_before(start, 31):
         desk.ticket(closed=True, comments=1)
     desk.policy(closed_ticket_days=30)
-    preview = runner.invoke(cli, ["jobs", "retention", "--tenant", desk.ws.slug, "--dry-run"])
+    preview = cli.invoke(cli_app, ["jobs", "retention", "--tenant", desk.ws.slug, "--dry-run"])
     assert preview.exit_code == 0, preview.output
     assert "dry run" in preview.output
     assert len(_ticket_ids(runtime, desk.ws)) == 1
-    result = runner.invoke(cli, ["jobs", "retention", "--tenant", desk.ws.slug])
+    result = cli.invoke(cli_app, ["jobs", "retention", "--tenant", desk.ws.slug])
     assert result.exit_code == 0, result.output
     assert desk.ws.slug in result.output
     assert _ticket_ids(runtime, desk.ws) == []
@@ -403,10 +385,9 @@ def test_the_job_command_runs_one_workspace_as_the_system(
 
 
 def test_the_job_command_reports_an_unknown_workspace(
-    jobs: tuple[CliRunner, typer.Typer],
+    cli: CliRunner,
 ) -> None:
-    runner, cli = jobs
-    result = runner.invoke(cli, ["jobs", "retention", "--tenant", "no_such_workspace"])
+    result = cli.invoke(cli_app, ["jobs", "retention", "--tenant", "no_such_workspace"])
     assert result.exit_code == 1
     assert "no_such_workspace" in result.output
 

@@ -23,11 +23,6 @@ BERLIN = ZoneInfo("Europe/Berlin")
 WEDNESDAY_NOON = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def ws(factory: Factory) -> Workspace:
-    return factory.workspace()
-
-
 def save_settings(runtime: Runtime, ws: Workspace, **fields: Any) -> None:
     """Write the workspace's settings row directly (no settings endpoint yet); fields left out
     keep their value, or the table's default on the first save."""
