@@ -38,7 +38,8 @@ def _migrate_all(runtime: Runtime, concurrency: int, slugs: list[str] | None = N
         task = progress.add_task("tenant schemas", total=None)
 
         def on_plan(total: int) -> None:
-            progress.update(task, total=total)
+            # Nothing behind is a finished bar, not one stuck at 0%.
+            progress.update(task, total=total or 1, completed=0 if total else 1)
 
         def on_result(result: object) -> None:
             progress.advance(task)
