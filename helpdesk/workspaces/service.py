@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -34,16 +35,33 @@ def create_workspace(
         password=admin_password,
     )
     add_membership(session, user_id=admin.id, tenant_id=tenant.id, role="admin")
+    _lifecycle_event(
+        session,
+        tenant,
+        "tenant.create",
+        actor_id,
+        details={"slug": slug, "admin_user_id": str(admin.id)},
+    )
+    return tenant
+
+
+def _lifecycle_event(
+    session: Session,
+    tenant: Tenant,
+    action: str,
+    actor_id: uuid.UUID | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A step of a workspace's life, on the platform trail (DESIGN.md: every step is audited)."""
     record_platform_event(
         session,
-        action="tenant.create",
+        action=action,
         actor_id=actor_id,
         target_type="tenant",
         target_id=str(tenant.id),
         tenant_id=tenant.id,
-        details={"slug": slug, "admin_user_id": str(admin.id)},
+        details=details,
     )
-    return tenant
 
 
 def list_workspaces(session: Session, *, after: str | None, limit: int) -> Sequence[Tenant]:
@@ -62,27 +80,18 @@ def update_workspace(
     if tenant.status == TenantStatus.DELETING:
         raise Conflict(f"The workspace {slug!r} is scheduled for deletion and cannot change.")
     if name is not None and name != tenant.name:
-        record_platform_event(
+        _lifecycle_event(
             session,
-            action="tenant.rename",
-            actor_id=actor_id,
-            target_type="tenant",
-            target_id=str(tenant.id),
-            tenant_id=tenant.id,
+            tenant,
+            "tenant.rename",
+            actor_id,
             details={"before": tenant.name, "after": name},
         )
         tenant.name = name
     if status is not None and status != tenant.status:
         registry.set_status(session, tenant, status)
         action = "tenant.suspend" if status == TenantStatus.SUSPENDED else "tenant.resume"
-        record_platform_event(
-            session,
-            action=action,
-            actor_id=actor_id,
-            target_type="tenant",
-            target_id=str(tenant.id),
-            tenant_id=tenant.id,
-        )
+        _lifecycle_event(session, tenant, action, actor_id)
     session.flush()
     return tenant
 
@@ -93,13 +102,11 @@ def schedule_workspace_deletion(
     tenant = registry.get_by_slug(session, slug, for_update=True)
     if tenant.status != TenantStatus.DELETING:
         registry.schedule_deletion(session, tenant, DELETION_GRACE)
-        record_platform_event(
+        _lifecycle_event(
             session,
-            action="tenant.delete",
-            actor_id=actor_id,
-            target_type="tenant",
-            target_id=str(tenant.id),
-            tenant_id=tenant.id,
+            tenant,
+            "tenant.delete",
+            actor_id,
             details={
                 "delete_after": tenant.delete_after.isoformat() if tenant.delete_after else None
             },
@@ -110,13 +117,5 @@ def schedule_workspace_deletion(
 def purge_workspace(session: Session, slug: str, *, actor_id: uuid.UUID | None = None) -> None:
     """Drop a workspace's schema and role now (grace period over, or an operator's order)."""
     tenant = registry.get_by_slug(session, slug, for_update=True)
-    record_platform_event(
-        session,
-        action="tenant.purge",
-        actor_id=actor_id,
-        target_type="tenant",
-        target_id=str(tenant.id),
-        tenant_id=tenant.id,
-        details={"slug": slug},
-    )
+    _lifecycle_event(session, tenant, "tenant.purge", actor_id, details={"slug": slug})
     drop_tenant(session, tenant)
