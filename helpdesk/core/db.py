@@ -7,8 +7,10 @@ carries one request's tenant into the next.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,7 +43,27 @@ def make_engine(url: str, settings: Settings) -> Engine:
         connect_args=connect_args,
     )
     event.listen(engine, "reset", _reset_connection)
+    event.listen(engine, "connect", _load_times_in_utc)
     return engine
+
+
+# API.md promises UTC times. psycopg gives a timestamptz the offset of the server's TimeZone
+# setting, which is the host's zone unless someone set it; the loaders normalise instead of
+# relying on every server's configuration (a session-level SET would not survive the pool's
+# RESET ALL, nor be allowed behind PgBouncer).
+class _UtcTimestamptzLoader(TimestamptzLoader):
+    def load(self, data: Any) -> datetime:
+        return super().load(data).astimezone(UTC)
+
+
+class _UtcTimestamptzBinaryLoader(TimestamptzBinaryLoader):
+    def load(self, data: Any) -> datetime:
+        return super().load(data).astimezone(UTC)
+
+
+def _load_times_in_utc(dbapi_connection: Any, record: Any) -> None:
+    dbapi_connection.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
+    dbapi_connection.adapters.register_loader("timestamptz", _UtcTimestamptzBinaryLoader)
 
 
 def _reset_connection(dbapi_connection: Any, record: Any, reset_state: Any) -> None:

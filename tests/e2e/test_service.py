@@ -2,10 +2,18 @@
 
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from helpdesk.app import create_app
+from helpdesk.core.settings import Settings
+from helpdesk.runtime import Runtime
+from tests.support.factories import Factory, Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -120,3 +128,36 @@ def test_metrics_count_requests_by_route_template_without_a_token(client: TestCl
     assert "/api/v1/tickets/1" not in response.text
     assert _sample(response.text, "helpdesk_db_pool_size") is not None
     assert _sample(response.text, "helpdesk_db_pool_connections", state="checked_out") == 0
+
+
+@pytest.fixture
+def far_from_utc(settings: Settings, database_url: str) -> Iterator[Runtime]:
+    """A runtime whose database sessions start in a time zone far from UTC, as a server left at
+    its host's zone would give them."""
+    url = make_url(database_url).update_query_dict({"options": "-c timezone=Asia/Kolkata"})
+    runtime = Runtime.connect(settings, url.render_as_string(hide_password=False))
+    yield runtime
+    runtime.engine.dispose()
+
+
+def test_times_are_utc_whatever_the_servers_time_zone(
+    far_from_utc: Runtime, factory: Factory, ws: Workspace, admin: dict[str, str]
+) -> None:
+    with far_from_utc.engine.connect() as connection:
+        assert connection.execute(text("SHOW timezone")).scalar() == "Asia/Kolkata"
+    with TestClient(create_app(far_from_utc)) as client:
+        created = client.post(
+            "/api/v1/tickets", json={"title": "t", "customer_email": "c@example.com"}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+        ticket = client.get(f"/api/v1/tickets/{created.json()['id']}", headers=admin).json()
+        member = client.get("/api/v1/members", headers=admin).json()["items"][0]
+        event = client.get("/api/v1/audit/events", headers=admin).json()["items"][0]
+    # Read back from the database (a server default, or a value that went through it).
+    for moment in (
+        ticket["created_at"],
+        ticket["sla_due_at"],
+        member["created_at"],
+        event["occurred_at"],
+    ):
+        assert moment.endswith("Z"), moment
