@@ -229,14 +229,14 @@ def _apply(session: Session, ticket: Ticket, changes: dict[str, Any]) -> dict[st
     """Set the changed fields; return {field: {before, after}} for those that really changed."""
     diff: dict[str, Any] = {}
     for field, value in changes.items():
+        if value is None and field in ("title", "description", "status", "priority", "tags"):
+            continue  # fields that always hold a value: null means "leave as is"
         if field == "tags":
             old_tags = repository.tags_for(session, [ticket.id])[ticket.id]
             if value != old_tags:
                 repository.replace_tags(session, ticket.id, value)
                 diff["tags"] = {"before": old_tags, "after": value}
             continue
-        if value is None and field in ("title", "description", "status", "priority"):
-            continue  # required fields: null means "leave as is"
         old = getattr(ticket, field)
         before = str(old) if old is not None else None
         if before != value:

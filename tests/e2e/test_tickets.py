@@ -153,6 +153,16 @@ def test_update_and_delete(client: TestClient, admin: dict[str, str]) -> None:
     assert client.get(url, headers=admin).status_code == 404
 
 
+@pytest.mark.parametrize("field", ["title", "description", "status", "priority", "tags"])
+def test_a_null_for_a_field_that_always_holds_a_value_leaves_it_as_it_was(
+    client: TestClient, admin: dict[str, str], field: str
+) -> None:
+    ticket = _create(client, admin, description="d", priority="high", tags=["kept"])
+    patched = client.patch(f"{TICKETS}/{ticket['id']}", json={field: None}, headers=admin)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()[field] == ticket[field]
+
+
 def _titles(client: TestClient, headers: dict[str, str], **params: Any) -> list[str]:
     response = client.get(TICKETS, params=params, headers=headers)
     assert response.status_code == 200, response.text
