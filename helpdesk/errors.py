@@ -1,16 +1,88 @@
 """Exception handlers: every error leaves as API.md's JSON, never as a stack trace."""
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helpdesk.core.errors import AppError, InvalidInput, RateLimited
 
 log = logging.getLogger("helpdesk.errors")
+
+# Where the request middleware leaves the request id for the 500 handler: that handler runs in
+# Starlette's outermost middleware, outside ours, so its response would otherwise go without one.
+REQUEST_ID_STATE = "request_id"
+
+
+class ErrorBody(BaseModel):
+    """API.md's error body."""
+
+    detail: str = Field(description="A human sentence saying what went wrong.")
+    code: str = Field(description="A stable snake_case code for programs to branch on.")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the bad input is: its source, then the field.")
+    msg: str
+    type: str
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorBody(BaseModel):
+    """FastAPI's list form (without each error's ``input``: see docs/DECISIONS.md)."""
+
+    detail: list[FieldError]
+    code: str | None = Field(
+        default=None,
+        description="Present when a rule rather than a type check refused the input "
+        "(e.g. invalid_cursor).",
+    )
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "The body is not valid JSON (code `malformed_json`).",
+    401: 'No bearer token, or a malformed, expired (the detail says "expired") or revoked one.',
+    403: "Signed in but not allowed (the detail names the missing permission), or the workspace "
+    "is suspended (code `tenant_suspended`).",
+    404: "Not found in this workspace.",
+    409: "Conflicts with what exists (a duplicate slug or email, a role in use, an illegal "
+    "status change, ...).",
+    413: "The body is larger than 1 MiB (code `payload_too_large`).",
+    422: "Invalid input: each error's `loc` names the field.",
+    429: "Too many attempts: wait the number of seconds in `Retry-After`.",
+    503: "Not ready: the database is unreachable or its migrations are not at head.",
+}
+
+
+def error_responses(
+    *statuses: int, described: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI entries for the errors a route can answer, each with its body's schema, so
+    /openapi.json describes them as API.md does (tests/e2e/test_contract.py checks every
+    route). ``described`` replaces the usual description where a route means something more
+    particular by a status."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "model": ValidationErrorBody if status == 422 else ErrorBody,
+            "description": (described or {}).get(status, _ERROR_DESCRIPTIONS[status]),
+        }
+        if status == 429:
+            entry["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before trying again.",
+                    "schema": {"type": "integer"},
+                }
+            }
+        responses[status] = entry
+    return responses
+
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -55,11 +127,15 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
     return response
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> Response:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return _json(
+    response = _json(
         500, "Something went wrong on our side; the request was not completed.", "internal_error"
     )
+    request_id = request.scope.get("state", {}).get(REQUEST_ID_STATE)
+    if request_id:
+        response.headers["X-Request-ID"] = request_id
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

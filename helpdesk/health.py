@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
+from helpdesk.errors import error_responses
 from helpdesk.migrate import public_is_current
 from helpdesk.pipeline import public
 
@@ -17,7 +18,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {}})
+@router.get("/readyz", responses=error_responses(503))
 @public
 def readyz(request: Request) -> JSONResponse:
     try:

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk.core.request_context import RequestInfo, current_request, route_template
+from helpdesk.errors import REQUEST_ID_STATE
 from helpdesk.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -50,6 +51,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _usable_request_id(_header(scope, b"x-request-id"))
+        # Per request (the server copies "state" for each one); read by the 500 handler.
+        scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
         client = scope.get("client")
         info = RequestInfo(
             request_id=request_id,

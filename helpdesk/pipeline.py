@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -22,9 +22,11 @@ from auth.roles import resolve_role
 from auth.tokens import AccessClaims, decode_access_token
 from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.core.errors import Forbidden, Unauthorized
+from helpdesk.core.input import MAX_ROW_ID
 from helpdesk.core.request_context import route_template
 from helpdesk.runtime import Runtime
 from tenants.context import TenantRef
+from tenants.registry import unavailable
 
 _ENTER_TENANT = text(
     "SELECT id, slug, name, schema_name, role_name, status,"
@@ -103,6 +105,9 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+# An id in a path names a row of a workspace's bigint-keyed table: past that range it can name
+# nothing, and is refused as input rather than sent to PostgreSQL to overflow there.
+RowId = Annotated[int, Path(le=MAX_ROW_ID)]
 
 
 async def access_claims(request: Request, runtime: RuntimeDep) -> AccessClaims:
@@ -121,10 +126,7 @@ def _enter_tenant(session: Session, claims: AccessClaims, tenant_id: uuid.UUID) 
     if row is None:
         raise Unauthorized("The workspace this token was issued for no longer exists.")
     if row.status != "active":
-        raise Forbidden(
-            f"The workspace {row.slug!r} is {row.status}; contact your administrator.",
-            code="tenant_suspended" if row.status == "suspended" else "tenant_deleting",
-        )
+        raise unavailable(row.slug, row.status)
     member = session.execute(
         _MEMBER, {"user_id": claims.user_id, "tenant_id": tenant_id}
     ).one_or_none()
@@ -217,7 +219,8 @@ def _record_denied(runtime: Runtime, caller: Caller, request: Request, refusal: 
             changes={
                 "method": request.method,
                 "route": route_template(request.scope),
-                "path": request.url.path,
+                # As it was sent: a decoded %00 is a NUL, which JSONB cannot hold.
+                "path": request.url.path.replace("\x00", "%00"),
                 "reason": refusal.detail,
             },
         )

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from helpdesk.core.errors import NotFound
+from helpdesk.core.errors import Forbidden, NotFound
 from tenants.context import TenantRef
 from tenants.models import Tenant, TenantStatus
+from tenants.slugs import SLUG_PATTERN
 
 
 def to_ref(tenant: Tenant) -> TenantRef:
@@ -23,7 +24,21 @@ def to_ref(tenant: Tenant) -> TenantRef:
     )
 
 
+def unavailable(slug: str, status: str) -> Forbidden:
+    """The refusal for a workspace that is not active. API.md gives one code to a workspace its
+    members cannot use, so a workspace being deleted answers it too; the detail says which."""
+    state = "being deleted" if status == TenantStatus.DELETING else status
+    return Forbidden(
+        f"The workspace {slug!r} is {state}; contact your administrator.",
+        code="tenant_suspended",
+    )
+
+
 def get_by_slug(session: Session, slug: str, *, for_update: bool = False) -> Tenant:
+    # A string that breaks the slug rule names no workspace; it never reaches the database,
+    # which would refuse some of them (a NUL) with an error rather than an empty answer.
+    if not SLUG_PATTERN.fullmatch(slug):
+        raise NotFound(f"No workspace has the slug {slug!r}.", code="tenant_not_found")
     query = select(Tenant).where(Tenant.slug == slug)
     if for_update:
         query = query.with_for_update()

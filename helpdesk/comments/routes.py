@@ -8,17 +8,19 @@ from auth.permissions import Permission
 from helpdesk.comments import service
 from helpdesk.comments.schemas import CommentIn, CommentOut, CommentPage
 from helpdesk.core.pagination import decode_cursor, encode_cursor
-from helpdesk.pipeline import Scope, require
+from helpdesk.errors import error_responses
+from helpdesk.pipeline import RowId, Scope, require
 
 router = APIRouter(prefix="/tickets/{ticket_id}/comments", tags=["comments"])
 
 Reader = Annotated[Scope, Depends(require(Permission.TICKETS_READ))]
 Writer = Annotated[Scope, Depends(require(Permission.COMMENTS_CREATE))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 404: {}, 422: {}}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
-def add_comment(ticket_id: int, body: CommentIn, scope: Writer) -> CommentOut:
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 404, 413, 422)
+)
+def add_comment(ticket_id: RowId, body: CommentIn, scope: Writer) -> CommentOut:
     comment = service.add_comment(scope.session, scope.caller, ticket_id, body)
     scope.audit(
         "comment.create",
@@ -30,9 +32,9 @@ def add_comment(ticket_id: int, body: CommentIn, scope: Writer) -> CommentOut:
     return CommentOut.model_validate(comment)
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", responses=error_responses(401, 403, 404, 422))
 def list_comments(
-    ticket_id: int,
+    ticket_id: RowId,
     scope: Reader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,

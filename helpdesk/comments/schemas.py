@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from helpdesk.core.input import RequestModel
 from helpdesk.tickets.schemas import MAX_BODY
 
 
@@ -15,7 +16,7 @@ def _not_blank(value: str) -> str:
     return value
 
 
-class CommentIn(BaseModel):
+class CommentIn(RequestModel):
     body: Annotated[str, Field(max_length=MAX_BODY), AfterValidator(_not_blank)]
     public: bool = True
 

@@ -8,20 +8,20 @@ from audit import queries
 from auth.permissions import Permission
 from helpdesk.compliance.schemas import AuditEventOut, AuditFilterParams, AuditPage, VerifyOut
 from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.errors import error_responses
 from helpdesk.pipeline import Scope, require
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 Reader = Annotated[Scope, Depends(require(Permission.AUDIT_READ))]
 Verifier = Annotated[Scope, Depends(require(Permission.AUDIT_VERIFY))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
 
 
 def to_filters(params: AuditFilterParams) -> queries.EventFilters:
     return queries.EventFilters(**params.model_dump())
 
 
-@router.get("/events", responses=_ERRORS)
+@router.get("/events", responses=error_responses(401, 403, 422))
 def list_events(
     scope: Reader,
     params: Annotated[AuditFilterParams, Query()],
@@ -42,7 +42,7 @@ def list_events(
     return AuditPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-@router.get("/verify", responses=_ERRORS)
+@router.get("/verify", responses=error_responses(401, 403))
 def verify(scope: Verifier) -> VerifyOut:
     verdict = queries.verify_workspace(scope.session)
     scope.audit(

@@ -32,6 +32,7 @@ from auth.permissions import Permission
 from helpdesk.compliance.audit_routes import to_filters
 from helpdesk.compliance.schemas import AuditFilterParams
 from helpdesk.core.db import set_tenant_scope, transaction
+from helpdesk.errors import error_responses
 from helpdesk.pipeline import RuntimeDep, Scope, require
 from tenants.context import TenantRef
 
@@ -54,9 +55,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             }
         },
     },
-    401: {},
-    403: {},
-    422: {},
+    **error_responses(401, 403, 422),
 }
 
 

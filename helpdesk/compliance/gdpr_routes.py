@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path
 from audit import gdpr
 from auth.permissions import Permission
 from helpdesk.compliance.gdpr_schemas import SUBJECT_EMAIL_PATTERN, ErasureOut, SubjectExport
+from helpdesk.errors import error_responses
 from helpdesk.pipeline import Scope, require
 
 router = APIRouter(prefix="/gdpr", tags=["gdpr"])
@@ -27,10 +28,9 @@ SubjectEmail = Annotated[
         description="The subject's email address (matched case-insensitively).",
     ),
 ]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
 
 
-@router.get("/subjects/{email}/export", responses=_ERRORS)
+@router.get("/subjects/{email}/export", responses=error_responses(401, 403, 422))
 def export_subject(email: SubjectEmail, scope: Exporter) -> SubjectExport:
     subject, document = gdpr.export_subject(scope.session, scope.caller.workspace, email)
     export = SubjectExport.model_validate(document)
@@ -50,7 +50,7 @@ def export_subject(email: SubjectEmail, scope: Exporter) -> SubjectExport:
     return export
 
 
-@router.post("/subjects/{email}/erase", responses={**_ERRORS, 409: {}})
+@router.post("/subjects/{email}/erase", responses=error_responses(401, 403, 409, 422))
 def erase_subject(email: SubjectEmail, scope: Eraser) -> ErasureOut:
     subject, counts = gdpr.erase_subject(scope.session, scope.caller.workspace, email)
     scope.audit(

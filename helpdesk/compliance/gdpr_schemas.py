@@ -9,8 +9,9 @@ from pydantic import BaseModel
 from helpdesk.compliance.schemas import AuditEventOut
 
 # An address as it reaches the path: one @, no spaces, quotes or backslashes (which would
-# appear escaped in JSON text and so slip past the search for mentions).
-SUBJECT_EMAIL_PATTERN = r"^[^@\s\"\\/]+@[^@\s\"\\/]+$"
+# appear escaped in JSON text and so slip past the search for mentions), nor NUL (which
+# PostgreSQL text cannot hold).
+SUBJECT_EMAIL_PATTERN = r"^[^@\s\"\\/\x00]+@[^@\s\"\\/\x00]+$"
 
 
 class ExportWorkspace(BaseModel):

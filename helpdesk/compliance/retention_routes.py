@@ -11,6 +11,7 @@ from helpdesk.compliance.retention_schemas import (
     RetentionPolicyOut,
     RetentionReportOut,
 )
+from helpdesk.errors import error_responses
 from helpdesk.pipeline import RuntimeDep, Scope, require
 
 router = APIRouter(prefix="/retention", tags=["retention"])
@@ -18,22 +19,21 @@ router = APIRouter(prefix="/retention", tags=["retention"])
 PolicyReader = Annotated[Scope, Depends(require(Permission.RETENTION_READ))]
 PolicyManager = Annotated[Scope, Depends(require(Permission.RETENTION_MANAGE))]
 Runner = Annotated[Scope, Depends(require(Permission.RETENTION_RUN))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
 
 
-@router.get("/policy", responses=_ERRORS)
+@router.get("/policy", responses=error_responses(401, 403))
 def get_policy(scope: PolicyReader) -> RetentionPolicyOut:
     return RetentionPolicyOut.model_validate(retention.load_policy(scope.session))
 
 
-@router.put("/policy", responses={**_ERRORS, 422: {}})
+@router.put("/policy", responses=error_responses(400, 401, 403, 413, 422))
 def put_policy(body: RetentionPolicyIn, scope: PolicyManager) -> RetentionPolicyOut:
     policy, diff = retention.update_policy(scope.session, body.model_dump(exclude_unset=True))
     scope.audit("retention.policy_update", "retention_policy", changes=diff)
     return RetentionPolicyOut.model_validate(policy)
 
 
-@router.post("/run", responses={**_ERRORS, 409: {}, 422: {}})
+@router.post("/run", responses=error_responses(401, 403, 409, 422))
 def run(
     scope: Runner,
     runtime: RuntimeDep,

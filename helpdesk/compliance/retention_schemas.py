@@ -5,11 +5,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from helpdesk.core.input import RequestModel
+
 # Up to a century; null keeps that kind of data for ever.
 Days = Annotated[int, Field(ge=1, le=36_500)]
 
 
-class RetentionPolicyIn(BaseModel):
+class RetentionPolicyIn(RequestModel):
     """The new policy. A field left out keeps its current value; a null number of days means
     "never purge"."""
 

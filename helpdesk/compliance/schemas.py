@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from helpdesk.core.input import RequestModel
+
 
 class AuditActor(BaseModel):
     id: uuid.UUID | None
@@ -39,7 +41,7 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-class AuditFilterParams(BaseModel):
+class AuditFilterParams(RequestModel):
     actor_id: uuid.UUID | None = None
     action: str | None = Field(default=None, max_length=64)
     target_type: str | None = Field(default=None, max_length=32)

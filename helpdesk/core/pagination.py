@@ -4,6 +4,7 @@ import base64
 import binascii
 
 from helpdesk.core.errors import InvalidInput
+from helpdesk.core.input import MAX_ROW_ID
 
 
 def _encode(kind: str, value: str) -> str:
@@ -16,7 +17,7 @@ def _decode(kind: str, cursor: str) -> str:
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise _invalid() from exc
     prefix, _, value = raw.partition(":")
-    if prefix != kind or not value:
+    if prefix != kind or not value or "\x00" in value:
         raise _invalid()
     return value
 
@@ -38,7 +39,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     value = _decode("id", cursor)
-    if not value.isdigit():
+    if not value.isdigit() or int(value) > MAX_ROW_ID:
         raise _invalid()
     return int(value)
 

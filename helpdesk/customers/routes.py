@@ -8,16 +8,16 @@ from auth.permissions import Permission
 from helpdesk.core.pagination import decode_cursor, encode_cursor
 from helpdesk.customers import service
 from helpdesk.customers.schemas import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
-from helpdesk.pipeline import Scope, require
+from helpdesk.errors import error_responses
+from helpdesk.pipeline import RowId, Scope, require
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 Reader = Annotated[Scope, Depends(require(Permission.CUSTOMERS_READ))]
 Writer = Annotated[Scope, Depends(require(Permission.CUSTOMERS_WRITE))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", responses=error_responses(401, 403, 422))
 def list_customers(
     scope: Reader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -30,14 +30,16 @@ def list_customers(
     return CustomerPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-@router.get("/{customer_id}", responses={**_ERRORS, 404: {}})
-def get_customer(customer_id: int, scope: Reader) -> CustomerOut:
+@router.get("/{customer_id}", responses=error_responses(401, 403, 404, 422))
+def get_customer(customer_id: RowId, scope: Reader) -> CustomerOut:
     customer = service.get_customer(scope.session, customer_id)
     scope.audit("customer.read", "customer", customer.id, personal_data=True)
     return CustomerOut.model_validate(customer)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 409, 413, 422)
+)
 def create_customer(body: CustomerIn, scope: Writer) -> CustomerOut:
     customer = service.create_customer(scope.session, body)
     scope.audit(
@@ -50,8 +52,8 @@ def create_customer(body: CustomerIn, scope: Writer) -> CustomerOut:
     return CustomerOut.model_validate(customer)
 
 
-@router.patch("/{customer_id}", responses={**_ERRORS, 404: {}, 409: {}, 422: {}})
-def update_customer(customer_id: int, body: CustomerPatch, scope: Writer) -> CustomerOut:
+@router.patch("/{customer_id}", responses=error_responses(400, 401, 403, 404, 409, 413, 422))
+def update_customer(customer_id: RowId, body: CustomerPatch, scope: Writer) -> CustomerOut:
     customer, diff = service.update_customer(scope.session, customer_id, body)
     scope.audit("customer.update", "customer", customer.id, changes=diff, personal_data=True)
     return CustomerOut.model_validate(customer)

@@ -7,6 +7,8 @@ from typing import Annotated
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from helpdesk.core.input import RequestModel
+
 
 class CustomerTier(StrEnum):
     FREE = "free"
@@ -30,7 +32,7 @@ Phone = Annotated[str, Field(max_length=40), AfterValidator(to_e164)]
 Name = Annotated[str, Field(max_length=200)]
 
 
-class CustomerIn(BaseModel):
+class CustomerIn(RequestModel):
     email: EmailStr
     name: Name = ""
     company: Name | None = None
@@ -38,7 +40,7 @@ class CustomerIn(BaseModel):
     tier: CustomerTier = CustomerTier.BASIC
 
 
-class CustomerPatch(BaseModel):
+class CustomerPatch(RequestModel):
     email: EmailStr | None = None
     name: Name | None = None
     company: Name | None = None

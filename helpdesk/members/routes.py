@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
 from helpdesk.core.pagination import decode_key_cursor, encode_key_cursor
+from helpdesk.errors import error_responses
 from helpdesk.members import service
 from helpdesk.members.schemas import MemberAdded, MemberIn, MemberOut, MemberPage, MemberPatch
 from helpdesk.pipeline import Scope, require
@@ -14,10 +15,9 @@ from helpdesk.pipeline import Scope, require
 router = APIRouter(prefix="/members", tags=["members"])
 
 Manager = Annotated[Scope, Depends(require(Permission.MEMBERS_MANAGE))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", responses=error_responses(401, 403, 422))
 def list_members(
     scope: Manager,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -34,7 +34,9 @@ def list_members(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 409, 413, 422)
+)
 def add_member(body: MemberIn, scope: Manager) -> MemberAdded:
     member, invitation = service.add_member(scope.session, scope.caller, body)
     scope.audit(
@@ -47,7 +49,7 @@ def add_member(body: MemberIn, scope: Manager) -> MemberAdded:
     return MemberAdded(**member.model_dump(), invitation_token=invitation)
 
 
-@router.patch("/{user_id}", responses={**_ERRORS, 404: {}, 409: {}, 422: {}})
+@router.patch("/{user_id}", responses=error_responses(400, 401, 403, 404, 409, 413, 422))
 def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> MemberOut:
     member, before = service.change_role(scope.session, scope.caller, user_id, body.role)
     changes = {"role": {"before": before, "after": body.role}}
@@ -56,7 +58,9 @@ def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> Member
 
 
 @router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}, 409: {}}
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def remove_member(user_id: uuid.UUID, scope: Manager) -> Response:
     removed = service.remove_member(scope.session, scope.caller, user_id)

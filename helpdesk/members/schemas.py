@@ -5,8 +5,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, EmailStr, Field
 
+from helpdesk.core.input import RequestModel
 
-class MemberIn(BaseModel):
+
+class MemberIn(RequestModel):
     email: EmailStr
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(min_length=1, max_length=64)
@@ -18,7 +20,7 @@ class MemberIn(BaseModel):
     )
 
 
-class MemberPatch(BaseModel):
+class MemberPatch(RequestModel):
     role: str = Field(min_length=1, max_length=64)
 
 

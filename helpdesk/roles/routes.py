@@ -2,9 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
+from helpdesk.core.pagination import decode_key_cursor, encode_key_cursor
+from helpdesk.errors import error_responses
 from helpdesk.pipeline import Scope, require
 from helpdesk.roles import service
 from helpdesk.roles.schemas import RoleIn, RoleList, RoleOut, RolePatch
@@ -12,22 +14,32 @@ from helpdesk.roles.schemas import RoleIn, RoleList, RoleOut, RolePatch
 router = APIRouter(prefix="/roles", tags=["roles"])
 
 Manager = Annotated[Scope, Depends(require(Permission.ROLES_MANAGE))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
 
 
-@router.get("", responses=_ERRORS)
-def list_roles(scope: Manager) -> RoleList:
-    return RoleList(items=service.list_roles(scope.session, scope.caller))
+@router.get("", responses=error_responses(401, 403, 422))
+def list_roles(
+    scope: Manager,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> RoleList:
+    roles = service.list_roles(
+        scope.session, scope.caller, after=decode_key_cursor(cursor), limit=limit + 1
+    )
+    items = roles[:limit]
+    more = len(roles) > limit
+    return RoleList(items=items, next_cursor=encode_key_cursor(items[-1].name) if more else None)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 409, 413, 422)
+)
 def create_role(body: RoleIn, scope: Manager) -> RoleOut:
     role = service.create_role(scope.session, scope.caller, body)
     scope.audit("role.create", "role", role.name, changes=role.model_dump(mode="json"))
     return role
 
 
-@router.patch("/{name}", responses={**_ERRORS, 404: {}, 422: {}})
+@router.patch("/{name}", responses=error_responses(400, 401, 403, 404, 413, 422))
 def update_role(name: str, body: RolePatch, scope: Manager) -> RoleOut:
     role, changes = service.update_role(scope.session, scope.caller, name, body)
     scope.audit("role.update", "role", name, changes=changes)
@@ -35,7 +47,9 @@ def update_role(name: str, body: RolePatch, scope: Manager) -> RoleOut:
 
 
 @router.delete(
-    "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}, 409: {}}
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def delete_role(name: str, scope: Manager) -> Response:
     service.delete_role(scope.session, scope.caller, name)

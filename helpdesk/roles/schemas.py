@@ -4,14 +4,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from helpdesk.core.input import RequestModel
 
-class RoleIn(BaseModel):
+
+class RoleIn(RequestModel):
     name: str = Field(min_length=2, max_length=64, description="[a-z][a-z0-9_-]*")
     permissions: list[str] = Field(max_length=64)
     ticket_scope: Literal["all", "assigned"] = "all"
 
 
-class RolePatch(BaseModel):
+class RolePatch(RequestModel):
     permissions: list[str] | None = Field(default=None, max_length=64)
     ticket_scope: Literal["all", "assigned"] | None = None
 
@@ -25,4 +27,4 @@ class RoleOut(BaseModel):
 
 class RoleList(BaseModel):
     items: list[RoleOut]
-    next_cursor: str | None = None
+    next_cursor: str | None

@@ -33,22 +33,34 @@ def _out(role: CustomRole) -> RoleOut:
     )
 
 
-def list_roles(session: Session, caller: Caller) -> list[RoleOut]:
+def list_roles(session: Session, caller: Caller, *, after: str | None, limit: int) -> list[RoleOut]:
+    """Up to ``limit`` roles after the one named ``after``: the built-in roles first, in API.md's
+    order, then the custom ones by name (a custom name never repeats a built-in one)."""
+    names = list(BUILTIN_ROLES)
+    if after is None:
+        builtin_names = names
+    elif after in BUILTIN_ROLES:
+        builtin_names = names[names.index(after) + 1 :]
+    else:
+        builtin_names = []
     builtin = [
         RoleOut(
             name=name,
             builtin=True,
-            permissions=sorted(p.value for p in perms),
+            permissions=sorted(p.value for p in BUILTIN_ROLES[name]),
             ticket_scope=BUILTIN_TICKET_SCOPES[name].value,
         )
-        for name, perms in BUILTIN_ROLES.items()
+        for name in builtin_names[:limit]
     ]
-    custom = session.scalars(
+    query = (
         select(CustomRole)
         .where(CustomRole.tenant_id == caller.workspace.id)
         .order_by(CustomRole.name)
+        .limit(limit - len(builtin))
     )
-    return builtin + [_out(role) for role in custom]
+    if after is not None and after not in BUILTIN_ROLES:
+        query = query.where(CustomRole.name > after)
+    return builtin + [_out(role) for role in session.scalars(query)]
 
 
 def _custom(session: Session, caller: Caller, name: str) -> CustomRole:
@@ -57,7 +69,10 @@ def _custom(session: Session, caller: Caller, name: str) -> CustomRole:
             f"You lack permission to change the built-in role {name!r}.",
             permission=Permission.ROLES_MANAGE.value,
         )
-    role = session.get(CustomRole, (caller.workspace.id, name))
+    # A name no role could have is not looked up (a NUL in it would fail in the database).
+    role = (
+        session.get(CustomRole, (caller.workspace.id, name)) if ROLE_NAME.fullmatch(name) else None
+    )
     if role is None:
         raise NotFound(f"No role {name!r} in this workspace.", code="role_not_found")
     return role

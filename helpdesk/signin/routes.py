@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter, Request, Response, status
 
+from helpdesk.errors import error_responses
 from helpdesk.pipeline import AnyCaller, ClaimsDep, RuntimeDep, public
 from helpdesk.signin import service
 from helpdesk.signin.schemas import (
@@ -18,7 +19,21 @@ from helpdesk.signin.schemas import (
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/login", responses={401: {}, 403: {}, 422: {}, 429: {}})
+@router.post(
+    "/login",
+    responses=error_responses(
+        400,
+        401,
+        403,
+        413,
+        422,
+        429,
+        described={
+            401: 'The email, password or workspace is wrong (the detail says "incorrect").',
+            422: "Invalid input, or no workspace named by someone who is not an operator.",
+        },
+    ),
+)
 @public
 def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenOut:
     pair = service.login(
@@ -34,7 +49,20 @@ def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenOut:
     )
 
 
-@router.post("/refresh", responses={401: {}})
+@router.post(
+    "/refresh",
+    responses=error_responses(
+        400,
+        401,
+        403,
+        413,
+        422,
+        described={
+            401: "The refresh token is invalid, expired or revoked; a spent one also revokes "
+            "its whole family."
+        },
+    ),
+)
 @public
 def refresh(body: RefreshIn, runtime: RuntimeDep) -> TokenOut:
     pair = service.refresh(runtime.sessions, runtime.settings, body.refresh_token)
@@ -43,13 +71,15 @@ def refresh(body: RefreshIn, runtime: RuntimeDep) -> TokenOut:
     )
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}})
+@router.post(
+    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400, 401, 413, 422)
+)
 def logout(body: RefreshIn, claims: ClaimsDep, runtime: RuntimeDep) -> Response:
     service.logout(runtime.sessions, body.refresh_token, claims.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me", responses={401: {}, 403: {}})
+@router.get("/me", responses=error_responses(401, 403))
 def me(scope: AnyCaller) -> MeOut:
     caller = scope.caller
     tenant = caller.tenant
@@ -61,7 +91,12 @@ def me(scope: AnyCaller) -> MeOut:
     )
 
 
-@router.post("/invitations/accept", responses={401: {}, 422: {}})
+@router.post(
+    "/invitations/accept",
+    responses=error_responses(
+        400, 401, 413, 422, described={401: "The invitation is invalid, used or expired."}
+    ),
+)
 @public
 def accept_invitation(body: InvitationAccept, runtime: RuntimeDep) -> InvitationAccepted:
     email = service.accept_invitation(runtime.sessions, body.token, body.password)

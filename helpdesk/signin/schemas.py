@@ -5,14 +5,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from helpdesk.core.input import RequestModel
 
-class LoginIn(BaseModel):
+
+class LoginIn(RequestModel):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=4096)
     tenant: str | None = Field(default=None, max_length=40)
 
 
-class RefreshIn(BaseModel):
+class RefreshIn(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=200)
 
 
@@ -42,7 +44,7 @@ class MeOut(BaseModel):
     permissions: list[str]
 
 
-class InvitationAccept(BaseModel):
+class InvitationAccept(RequestModel):
     token: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=8, max_length=1024)
 

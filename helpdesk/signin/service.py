@@ -17,10 +17,10 @@ from auth.throttle import check_login_allowed, clear_login_failures, record_logi
 from auth.tokens import issue_access_token
 from auth.users import find_user_by_email, membership_role
 from helpdesk.core.db import transaction
-from helpdesk.core.errors import AppError, Forbidden, InvalidInput, RateLimited, Unauthorized
+from helpdesk.core.errors import AppError, InvalidInput, RateLimited, Unauthorized
 from helpdesk.core.settings import Settings
 from tenants.models import Tenant, TenantStatus
-from tenants.registry import get_by_id
+from tenants.registry import get_by_id, unavailable
 from tenants.slugs import SLUG_PATTERN
 
 INCORRECT = "Email, password or workspace is incorrect."
@@ -72,10 +72,7 @@ def _check_credentials(
     if tenant is None or membership_role(session, user.id, tenant.id) is None:
         raise Unauthorized(INCORRECT, code="login_failed")
     if tenant.status != TenantStatus.ACTIVE:
-        raise Forbidden(
-            f"The workspace {tenant.slug!r} is {tenant.status}; contact your administrator.",
-            code="tenant_suspended",
-        )
+        raise unavailable(tenant.slug, tenant.status)
     return user.id, tenant
 
 
@@ -147,13 +144,7 @@ def refresh(sessions: sessionmaker[Session], settings: Settings, token: str) -> 
                 if tenant.status != TenantStatus.ACTIVE:
                     # Raised inside the transaction: the token is not spent, and works again
                     # once the workspace is resumed.
-                    raise Forbidden(
-                        f"The workspace {tenant.slug!r} is {tenant.status}; "
-                        "contact your administrator.",
-                        code="tenant_suspended"
-                        if tenant.status == TenantStatus.SUSPENDED
-                        else "tenant_deleting",
-                    )
+                    raise unavailable(tenant.slug, tenant.status)
             access, expires_in = issue_access_token(settings, grant.user_id, grant.tenant_id)
             return TokenPair(access, expires_in, new_refresh)
     raise refusal

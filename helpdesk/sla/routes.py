@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from auth.permissions import Permission
+from helpdesk.errors import error_responses
 from helpdesk.pipeline import Scope, require
 from helpdesk.sla.schemas import WorkspaceSettingsIn, WorkspaceSettingsOut
 from helpdesk.sla.service import load_settings, update_settings
@@ -12,15 +13,14 @@ from helpdesk.sla.service import load_settings, update_settings
 router = APIRouter(prefix="/settings", tags=["settings"])
 
 Manager = Annotated[Scope, Depends(require(Permission.SETTINGS_MANAGE))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", responses=error_responses(401, 403))
 def get_settings(scope: Manager) -> WorkspaceSettingsOut:
     return WorkspaceSettingsOut.model_validate(load_settings(scope.session))
 
 
-@router.put("", responses={**_ERRORS, 422: {}})
+@router.put("", responses=error_responses(400, 401, 403, 413, 422))
 def put_settings(body: WorkspaceSettingsIn, scope: Manager) -> WorkspaceSettingsOut:
     changes = body.model_dump(exclude_unset=True)
     if "sla_hours" in changes and changes["sla_hours"] is not None:

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from helpdesk.core.input import RequestModel
 from helpdesk.tickets.schemas import TicketPriority
 
 # Hours to first response: from a minute to a year.
@@ -27,7 +28,7 @@ def _weekdays(days: str) -> str:
     return "".join(sorted(days))
 
 
-class WorkspaceSettingsIn(BaseModel):
+class WorkspaceSettingsIn(RequestModel):
     """The new settings. A field left out keeps its current value."""
 
     model_config = ConfigDict(extra="forbid")

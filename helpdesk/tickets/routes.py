@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
 from helpdesk.core.pagination import decode_cursor, encode_cursor
-from helpdesk.pipeline import Scope, require
+from helpdesk.errors import error_responses
+from helpdesk.pipeline import RowId, Scope, require
 from helpdesk.tickets import service
 from helpdesk.tickets.schemas import TicketFilters, TicketIn, TicketOut, TicketPage, TicketPatch
 from helpdesk.tickets.service import TicketView
@@ -19,7 +20,6 @@ Updater = Annotated[Scope, Depends(require(Permission.TICKETS_UPDATE))]
 Deleter = Annotated[Scope, Depends(require(Permission.TICKETS_DELETE))]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=64)]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
 
 
 def _audited_page(scope: Scope, views: list[TicketView], limit: int) -> TicketPage:
@@ -29,7 +29,9 @@ def _audited_page(scope: Scope, views: list[TicketView], limit: int) -> TicketPa
     return TicketPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 413, 422)
+)
 def create_ticket(body: TicketIn, scope: Creator) -> TicketOut:
     ticket = service.create_ticket(scope.session, scope.caller, body).out()
     scope.audit(
@@ -42,7 +44,7 @@ def create_ticket(body: TicketIn, scope: Creator) -> TicketOut:
     return ticket
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", responses=error_responses(401, 403, 422))
 def list_tickets(
     scope: Reader,
     filters: Annotated[TicketFilters, Query()],
@@ -55,7 +57,7 @@ def list_tickets(
     return _audited_page(scope, views, limit)
 
 
-@router.get("/mine", responses=_ERRORS)
+@router.get("/mine", responses=error_responses(401, 403, 422))
 def list_my_tickets(scope: Reader, limit: Limit = 50, cursor: Cursor = None) -> TicketPage:
     views = service.list_mine(
         scope.session, scope.caller, after_id=decode_cursor(cursor), limit=limit + 1
@@ -63,24 +65,26 @@ def list_my_tickets(scope: Reader, limit: Limit = 50, cursor: Cursor = None) -> 
     return _audited_page(scope, views, limit)
 
 
-@router.get("/{ticket_id}", responses={**_ERRORS, 404: {}})
-def get_ticket(ticket_id: int, scope: Reader) -> TicketOut:
+@router.get("/{ticket_id}", responses=error_responses(401, 403, 404, 422))
+def get_ticket(ticket_id: RowId, scope: Reader) -> TicketOut:
     ticket = service.get_ticket(scope.session, scope.caller, ticket_id).out()
     scope.audit("ticket.read", "ticket", ticket.id, personal_data=True)
     return ticket
 
 
-@router.patch("/{ticket_id}", responses={**_ERRORS, 404: {}, 409: {}})
-def update_ticket(ticket_id: int, body: TicketPatch, scope: Updater) -> TicketOut:
+@router.patch("/{ticket_id}", responses=error_responses(400, 401, 403, 404, 409, 413, 422))
+def update_ticket(ticket_id: RowId, body: TicketPatch, scope: Updater) -> TicketOut:
     view, diff = service.update_ticket(scope.session, scope.caller, ticket_id, body)
     scope.audit("ticket.update", "ticket", ticket_id, changes=diff, personal_data=True)
     return view.out()
 
 
 @router.delete(
-    "/{ticket_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}}
+    "/{ticket_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422),
 )
-def delete_ticket(ticket_id: int, scope: Deleter) -> Response:
+def delete_ticket(ticket_id: RowId, scope: Deleter) -> Response:
     service.delete_ticket(scope.session, scope.caller, ticket_id)
     scope.audit("ticket.delete", "ticket", ticket_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field
 
+from helpdesk.core.input import MAX_ROW_ID, RequestModel
 from helpdesk.customers.schemas import CustomerRef
 
 MAX_BODY = 50_000
@@ -54,19 +55,19 @@ Tags = Annotated[list[str], Field(max_length=20), AfterValidator(_clean_tags)]
 Category = Annotated[str | None, Field(max_length=64), AfterValidator(_clean_category)]
 
 
-class TicketIn(BaseModel):
+class TicketIn(RequestModel):
     title: Title
     description: Description = ""
     priority: TicketPriority = TicketPriority.MEDIUM
     category: Category = None
-    tags: Tags = []
+    tags: Tags = Field(default_factory=list)
     customer_email: EmailStr | None = Field(
         default=None, description="Required unless the caller is a customer (then it is theirs)."
     )
     customer_name: str | None = Field(default=None, max_length=200)
 
 
-class TicketPatch(BaseModel):
+class TicketPatch(RequestModel):
     title: Title | None = None
     description: Description | None = None
     status: TicketStatus | None = None
@@ -98,11 +99,11 @@ class TicketPage(BaseModel):
     next_cursor: str | None
 
 
-class TicketFilters(BaseModel):
+class TicketFilters(RequestModel):
     status: TicketStatus | None = None
     priority: TicketPriority | None = None
     assignee_id: uuid.UUID | None = None
-    customer_id: int | None = None
+    customer_id: int | None = Field(default=None, le=MAX_ROW_ID)
     tag: str | None = Field(default=None, max_length=64)
     q: str | None = Field(default=None, max_length=200)
     created_after: datetime | None = None

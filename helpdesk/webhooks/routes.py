@@ -6,17 +6,17 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
 from helpdesk.core.pagination import decode_cursor, encode_cursor
-from helpdesk.pipeline import RuntimeDep, Scope, require
+from helpdesk.errors import error_responses
+from helpdesk.pipeline import RowId, RuntimeDep, Scope, require
 from helpdesk.webhooks import service
 from helpdesk.webhooks.schemas import WebhookIn, WebhookOut, WebhookPage
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 Manager = Annotated[Scope, Depends(require(Permission.WEBHOOKS_MANAGE))]
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}, 422: {}}
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", responses=error_responses(401, 403, 422))
 def list_webhooks(
     scope: Manager,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -28,7 +28,9 @@ def list_webhooks(
     return WebhookPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 413, 422)
+)
 def create_webhook(body: WebhookIn, scope: Manager, runtime: RuntimeDep) -> WebhookOut:
     allow_private = runtime.settings.webhook_allow_private_addresses
     webhook = service.create_webhook(scope.session, body, allow_private=allow_private)
@@ -43,9 +45,11 @@ def create_webhook(body: WebhookIn, scope: Manager, runtime: RuntimeDep) -> Webh
 
 
 @router.delete(
-    "/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_ERRORS, 404: {}}
+    "/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422),
 )
-def delete_webhook(webhook_id: int, scope: Manager) -> Response:
+def delete_webhook(webhook_id: RowId, scope: Manager) -> Response:
     service.delete_webhook(scope.session, webhook_id)
     scope.audit("webhook.delete", "webhook", webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

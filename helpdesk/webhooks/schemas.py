@@ -13,6 +13,8 @@ from pydantic import (
     UrlConstraints,
 )
 
+from helpdesk.core.input import RequestModel
+
 
 class WebhookEvent(StrEnum):
     """The events the outbox publishes (outbox.service.WEBHOOK_EVENTS; a test keeps them equal)."""
@@ -36,7 +38,7 @@ def _not_blank(value: str) -> str:
 WebhookUrl = Annotated[HttpUrl, UrlConstraints(max_length=2000)]
 
 
-class WebhookIn(BaseModel):
+class WebhookIn(RequestModel):
     url: WebhookUrl
     events: Annotated[list[WebhookEvent], Field(min_length=1), AfterValidator(_distinct)]
     secret: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]

@@ -4,6 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from helpdesk.core.pagination import decode_key_cursor, encode_key_cursor
+from helpdesk.errors import error_responses
 from helpdesk.pipeline import Operator
 from helpdesk.workspaces import service
 from helpdesk.workspaces.schemas import WorkspaceIn, WorkspaceOut, WorkspacePage, WorkspacePatch
@@ -11,10 +13,17 @@ from tenants import registry
 from tenants.models import TenantStatus
 
 router = APIRouter(prefix="/platform/tenants", tags=["platform"])
-_ERRORS: dict[int | str, dict[str, str]] = {401: {}, 403: {}}
+_PLATFORM = {
+    403: "The token is a workspace member's: only a platform operator manages workspaces.",
+    404: "No workspace has this slug.",
+}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={**_ERRORS, 409: {}, 422: {}})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 403, 409, 413, 422, described=_PLATFORM),
+)
 def create_workspace(body: WorkspaceIn, scope: Operator) -> WorkspaceOut:
     tenant = service.create_workspace(
         scope.session,
@@ -28,23 +37,29 @@ def create_workspace(body: WorkspaceIn, scope: Operator) -> WorkspaceOut:
     return WorkspaceOut.model_validate(tenant)
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", responses=error_responses(401, 403, 422, described=_PLATFORM))
 def list_workspaces(
     scope: Operator,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WorkspacePage:
-    tenants = service.list_workspaces(scope.session, after=cursor, limit=limit + 1)
+    after = decode_key_cursor(cursor)
+    tenants = service.list_workspaces(scope.session, after=after, limit=limit + 1)
     items = [WorkspaceOut.model_validate(t) for t in tenants[:limit]]
-    return WorkspacePage(items=items, next_cursor=items[-1].slug if len(tenants) > limit else None)
+    more = len(tenants) > limit
+    return WorkspacePage(
+        items=items, next_cursor=encode_key_cursor(items[-1].slug) if more else None
+    )
 
 
-@router.get("/{slug}", responses={**_ERRORS, 404: {}})
+@router.get("/{slug}", responses=error_responses(401, 403, 404, 422, described=_PLATFORM))
 def get_workspace(slug: str, scope: Operator) -> WorkspaceOut:
     return WorkspaceOut.model_validate(registry.get_by_slug(scope.session, slug))
 
 
-@router.patch("/{slug}", responses={**_ERRORS, 404: {}, 409: {}})
+@router.patch(
+    "/{slug}", responses=error_responses(400, 401, 403, 404, 409, 413, 422, described=_PLATFORM)
+)
 def update_workspace(slug: str, body: WorkspacePatch, scope: Operator) -> WorkspaceOut:
     tenant = service.update_workspace(
         scope.session,
@@ -56,7 +71,11 @@ def update_workspace(slug: str, body: WorkspacePatch, scope: Operator) -> Worksp
     return WorkspaceOut.model_validate(tenant)
 
 
-@router.delete("/{slug}", status_code=status.HTTP_202_ACCEPTED, responses={**_ERRORS, 404: {}})
+@router.delete(
+    "/{slug}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(401, 403, 404, 422, described=_PLATFORM),
+)
 def delete_workspace(slug: str, scope: Operator) -> WorkspaceOut:
     tenant = service.schedule_workspace_deletion(scope.session, slug, actor_id=scope.caller.user_id)
     return WorkspaceOut.model_validate(tenant)

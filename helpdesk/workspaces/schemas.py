@@ -6,8 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from helpdesk.core.input import RequestModel
 
-class WorkspaceIn(BaseModel):
+
+class WorkspaceIn(RequestModel):
     # Only a size cap: the slug rule itself is checked by tenants.slugs, whose 422 states it.
     slug: str = Field(max_length=200, description="3-40 characters: [a-z][a-z0-9_]*, not 'pg_...'")
     name: str = Field(min_length=1, max_length=200)
@@ -16,7 +18,7 @@ class WorkspaceIn(BaseModel):
     admin_name: str | None = Field(default=None, max_length=200)
 
 
-class WorkspacePatch(BaseModel):
+class WorkspacePatch(RequestModel):
     status: Literal["active", "suspended"] | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
 

@@ -114,9 +114,12 @@ def test_a_request_rolled_back_at_commit_leaves_no_event(
         failed = client.post(
             f"{API}/tickets",
             json={"title": "fail at commit", "customer_email": "subject@example.com"},
-            headers=admin,
+            headers={**admin, "X-Request-ID": "failed-at-commit"},
         )
         assert failed.status_code == 500
+        # API.md: every response, this one too, is JSON with a code and carries X-Request-ID.
+        assert failed.json()["code"] == "internal_error"
+        assert failed.headers["x-request-id"] == "failed-at-commit"
         assert [e.id for e in _events(runtime, ws)] == [e.id for e in before]
         with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
             assert session.scalar(text("SELECT count(*) FROM tickets")) == 1
