@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from auth.permissions import Permission
 from helpdesk.comments import service
 from helpdesk.comments.schemas import CommentIn, CommentOut, CommentPage
-from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import RowId, Scope, require
 
@@ -36,15 +36,14 @@ def add_comment(ticket_id: RowId, body: CommentIn, scope: Writer) -> CommentOut:
 def list_comments(
     ticket_id: RowId,
     scope: Reader,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CommentPage:
     rows = service.list_comments(
         scope.session, scope.caller, ticket_id, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    items = [CommentOut.model_validate(c) for c in rows[:limit]]
-    more = len(rows) > limit
+    items, next_cursor = id_page([CommentOut.model_validate(c) for c in rows], limit)
     scope.audit(
         "comment.list", "ticket", ticket_id, changes={"count": len(items)}, personal_data=True
     )
-    return CommentPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    return CommentPage(items=items, next_cursor=next_cursor)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from audit import queries
 from auth.permissions import Permission
 from helpdesk.compliance.schemas import AuditEventOut, AuditFilterParams, AuditPage, VerifyOut
-from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import Scope, require
 
@@ -25,21 +25,22 @@ def to_filters(params: AuditFilterParams) -> queries.EventFilters:
 def list_events(
     scope: Reader,
     params: Annotated[AuditFilterParams, Query()],
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> AuditPage:
     rows = queries.page(
         scope.session, to_filters(params), after_id=decode_cursor(cursor), limit=limit + 1
     )
-    items = [AuditEventOut.model_validate(queries.event_document(e)) for e in rows[:limit]]
-    more = len(rows) > limit
+    items, next_cursor = id_page(
+        [AuditEventOut.model_validate(queries.event_document(e)) for e in rows], limit
+    )
     scope.audit(
         "audit.read",
         "audit_event",
         changes={"filters": params.model_dump(mode="json", exclude_none=True), "count": len(items)},
         personal_data=True,
     )
-    return AuditPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    return AuditPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/verify", responses=error_responses(401, 403))

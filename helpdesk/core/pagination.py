@@ -2,9 +2,25 @@
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
+from typing import Annotated, Protocol, TypeVar
+
+from fastapi import Query
 
 from helpdesk.core.errors import InvalidInput
 from helpdesk.core.input import MAX_ROW_ID
+
+# API.md: ?limit= from 1 to 200; each list gives the default, 50, where it declares the parameter.
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+T = TypeVar("T")
+Row = TypeVar("Row", bound=_Identified)
 
 
 def _encode(kind: str, value: str) -> str:
@@ -50,3 +66,22 @@ def encode_key_cursor(last_key: str) -> str:
 
 def decode_key_cursor(cursor: str | None) -> str | None:
     return _decode("k", cursor) if cursor else None
+
+
+def _page(
+    items: Sequence[T], limit: int, cursor_of: Callable[[T], str]
+) -> tuple[list[T], str | None]:
+    """Lists fetch ``limit + 1`` rows: the first ``limit`` are the page, and an extra one only
+    says that another page follows, starting after the page's last item."""
+    page = list(items[:limit])
+    return page, cursor_of(page[-1]) if len(items) > limit else None
+
+
+def id_page(items: Sequence[Row], limit: int) -> tuple[list[Row], str | None]:
+    """The page and the next cursor of a list ordered by id."""
+    return _page(items, limit, lambda item: encode_cursor(item.id))
+
+
+def key_page(items: Sequence[T], limit: int, key: Callable[[T], str]) -> tuple[list[T], str | None]:
+    """The page and the next cursor of a list ordered by ``key``."""
+    return _page(items, limit, lambda item: encode_key_cursor(key(item)))

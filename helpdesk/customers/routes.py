@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from auth.permissions import Permission
-from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.customers import service
 from helpdesk.customers.schemas import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
 from helpdesk.errors import error_responses
@@ -20,14 +20,13 @@ Writer = Annotated[Scope, Depends(require(Permission.CUSTOMERS_WRITE))]
 @router.get("", responses=error_responses(401, 403, 422))
 def list_customers(
     scope: Reader,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CustomerPage:
     rows = service.list_customers(scope.session, after_id=decode_cursor(cursor), limit=limit + 1)
-    items = [CustomerOut.model_validate(c) for c in rows[:limit]]
+    items, next_cursor = id_page([CustomerOut.model_validate(c) for c in rows], limit)
     scope.audit("customer.list", "customer", changes={"count": len(items)}, personal_data=True)
-    more = len(rows) > limit
-    return CustomerPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    return CustomerPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{customer_id}", responses=error_responses(401, 403, 404, 422))

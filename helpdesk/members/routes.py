@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
-from helpdesk.core.pagination import decode_key_cursor, encode_key_cursor
+from helpdesk.core.pagination import Limit, decode_key_cursor, key_page
 from helpdesk.errors import error_responses
 from helpdesk.members import service
 from helpdesk.members.schemas import MemberAdded, MemberIn, MemberOut, MemberPage, MemberPatch
@@ -20,18 +20,15 @@ Manager = Annotated[Scope, Depends(require(Permission.MEMBERS_MANAGE))]
 @router.get("", responses=error_responses(401, 403, 422))
 def list_members(
     scope: Manager,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=600)] = None,
 ) -> MemberPage:
     rows = service.list_members(
         scope.session, scope.caller, after=decode_key_cursor(cursor), limit=limit + 1
     )
-    items = rows[:limit]
-    more = len(rows) > limit
+    items, next_cursor = key_page(rows, limit, key=lambda m: m.email.lower())
     scope.audit("member.list", "member", changes={"count": len(items)}, personal_data=True)
-    return MemberPage(
-        items=items, next_cursor=encode_key_cursor(items[-1].email.lower()) if more else None
-    )
+    return MemberPage(items=items, next_cursor=next_cursor)
 
 
 @router.post(

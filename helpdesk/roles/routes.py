@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
-from helpdesk.core.pagination import decode_key_cursor, encode_key_cursor
+from helpdesk.core.pagination import Limit, decode_key_cursor, key_page
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import Scope, require
 from helpdesk.roles import service
@@ -19,15 +19,14 @@ Manager = Annotated[Scope, Depends(require(Permission.ROLES_MANAGE))]
 @router.get("", responses=error_responses(401, 403, 422))
 def list_roles(
     scope: Manager,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> RoleList:
     roles = service.list_roles(
         scope.session, scope.caller, after=decode_key_cursor(cursor), limit=limit + 1
     )
-    items = roles[:limit]
-    more = len(roles) > limit
-    return RoleList(items=items, next_cursor=encode_key_cursor(items[-1].name) if more else None)
+    items, next_cursor = key_page(roles, limit, key=lambda r: r.name)
+    return RoleList(items=items, next_cursor=next_cursor)
 
 
 @router.post(

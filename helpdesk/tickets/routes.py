@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
-from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import RowId, Scope, require
 from helpdesk.tickets import service
@@ -18,15 +18,13 @@ Reader = Annotated[Scope, Depends(require(Permission.TICKETS_READ))]
 Creator = Annotated[Scope, Depends(require(Permission.TICKETS_CREATE))]
 Updater = Annotated[Scope, Depends(require(Permission.TICKETS_UPDATE))]
 Deleter = Annotated[Scope, Depends(require(Permission.TICKETS_DELETE))]
-Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=64)]
 
 
 def _audited_page(scope: Scope, views: list[TicketView], limit: int) -> TicketPage:
-    items = [v.out() for v in views[:limit]]
-    more = len(views) > limit
+    items, next_cursor = id_page([v.out() for v in views], limit)
     scope.audit("ticket.list", "ticket", changes={"count": len(items)}, personal_data=True)
-    return TicketPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    return TicketPage(items=items, next_cursor=next_cursor)
 
 
 @router.post(

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
-from helpdesk.core.pagination import decode_cursor, encode_cursor
+from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import RowId, RuntimeDep, Scope, require
 from helpdesk.webhooks import service
@@ -19,13 +19,12 @@ Manager = Annotated[Scope, Depends(require(Permission.WEBHOOKS_MANAGE))]
 @router.get("", responses=error_responses(401, 403, 422))
 def list_webhooks(
     scope: Manager,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WebhookPage:
     rows = service.list_webhooks(scope.session, after_id=decode_cursor(cursor), limit=limit + 1)
-    items = [WebhookOut.model_validate(w) for w in rows[:limit]]
-    more = len(rows) > limit
-    return WebhookPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    items, next_cursor = id_page([WebhookOut.model_validate(w) for w in rows], limit)
+    return WebhookPage(items=items, next_cursor=next_cursor)
 
 
 @router.post(

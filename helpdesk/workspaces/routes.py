@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from helpdesk.core.pagination import decode_key_cursor, encode_key_cursor
+from helpdesk.core.pagination import Limit, decode_key_cursor, key_page
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import Operator
 from helpdesk.workspaces import service
@@ -40,16 +40,15 @@ def create_workspace(body: WorkspaceIn, scope: Operator) -> WorkspaceOut:
 @router.get("", responses=error_responses(401, 403, 422, described=_PLATFORM))
 def list_workspaces(
     scope: Operator,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WorkspacePage:
     after = decode_key_cursor(cursor)
     tenants = service.list_workspaces(scope.session, after=after, limit=limit + 1)
-    items = [WorkspaceOut.model_validate(t) for t in tenants[:limit]]
-    more = len(tenants) > limit
-    return WorkspacePage(
-        items=items, next_cursor=encode_key_cursor(items[-1].slug) if more else None
+    items, next_cursor = key_page(
+        [WorkspaceOut.model_validate(t) for t in tenants], limit, key=lambda w: w.slug
     )
+    return WorkspacePage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{slug}", responses=error_responses(401, 403, 404, 422, described=_PLATFORM))
