@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from audit.chain import GENESIS, canonical, event_hash, personal_digest, timestamp
 from audit.models import AuditEvent
+from auth.caller import Caller
 from helpdesk.core.request_context import current_request
 
 # Field names whose values are personal data: kept in ``personal``, erasable, hashed apart.
@@ -55,6 +56,10 @@ class Actor:
     @classmethod
     def system(cls, job: str) -> "Actor":
         return cls(id=None, email=None, role=f"system:{job}")
+
+
+def actor_of(caller: Caller) -> Actor:
+    return Actor(id=caller.user_id, email=caller.email, role=caller.role)
 
 
 def is_secret(field: object) -> bool:

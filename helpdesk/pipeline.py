@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from audit.platform import record_platform_event
-from audit.trail import Actor, record_event
+from audit.trail import actor_of, record_event
+from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
 from auth.roles import resolve_role
 from auth.tokens import AccessClaims, decode_access_token
@@ -41,24 +42,6 @@ _MEMBER = text(
     " WHERE m.user_id = :user_id AND m.tenant_id = :tenant_id"
 )
 _OPERATOR = text("SELECT email, name, disabled, is_operator FROM public.users WHERE id = :user_id")
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    user_id: uuid.UUID
-    email: str
-    name: str
-    role: str
-    permissions: frozenset[Permission]
-    ticket_scope: TicketScope
-    tenant: TenantRef | None
-
-    @property
-    def workspace(self) -> TenantRef:
-        """The caller's workspace; tenant-scoped routes always have one."""
-        if self.tenant is None:
-            raise RuntimeError("a workspace-scoped service was called without a workspace")
-        return self.tenant
 
 
 @dataclass(slots=True)
@@ -91,10 +74,6 @@ class Scope:
             personal_data=personal_data,
         )
         self.audited = True
-
-
-def actor_of(caller: Caller) -> Actor:
-    return Actor(id=caller.user_id, email=caller.email, role=caller.role)
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs each plain ``def`` dependency in

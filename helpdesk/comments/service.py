@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
 from helpdesk.comments.schemas import CommentIn, CommentOut
 from helpdesk.core.errors import Forbidden
 from helpdesk.outbox.service import publish_event
-from helpdesk.pipeline import Caller
 from helpdesk.tickets.models import Comment
 from helpdesk.tickets.service import find_visible, first_response
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.orm import Session
 
+from auth.caller import Caller
 from auth.models import Invitation, Membership, User
 from auth.passwords import hash_password
 from helpdesk.core.errors import Conflict, InvalidInput, NotFound
 from helpdesk.members.schemas import MemberIn, MemberOut
-from helpdesk.pipeline import Caller
 from helpdesk.roles.service import role_exists
 
 INVITATION_LIFETIME = timedelta(days=7)

@@ -4,11 +4,11 @@ built-in roles are read-only, and a role still held cannot be deleted."""
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from auth.caller import Caller
 from auth.models import CustomRole, Membership
 from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES, Permission
 from auth.roles import ROLE_NAME, all_permission_names, unknown_permissions
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from helpdesk.pipeline import Caller
 from helpdesk.roles.schemas import RoleIn, RoleOut, RolePatch
 
 

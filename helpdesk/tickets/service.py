@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from helpdesk.customers import repository as customers
@@ -15,7 +16,6 @@ from helpdesk.customers.models import Customer
 from helpdesk.customers.schemas import CustomerRef
 from helpdesk.customers.service import customer_for_email
 from helpdesk.outbox.service import publish_event, queue_email
-from helpdesk.pipeline import Caller
 from helpdesk.sla.service import due_at, load_settings
 from helpdesk.tickets import repository
 from helpdesk.tickets.assignment import least_loaded_agent, may_work_tickets
