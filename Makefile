@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci .gitlab-ci.yml
 	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .
