@@ -1,6 +1,8 @@
 """The application factory."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -15,9 +17,9 @@ from helpdesk.errors import install_error_handlers
 from helpdesk.health import router as health_router
 from helpdesk.members.routes import router as members_router
 from helpdesk.metrics import Metrics
-from helpdesk.middleware import RequestContextMiddleware
+from helpdesk.middleware import ReadRetryMiddleware, RequestContextMiddleware
 from helpdesk.roles.routes import router as roles_router
-from helpdesk.runtime import Runtime
+from helpdesk.runtime import RequestPath, Runtime
 from helpdesk.signin.routes import router as signin_router
 from helpdesk.sla.routes import router as settings_router
 from helpdesk.tickets.routes import router as tickets_router
@@ -27,14 +29,29 @@ from helpdesk.workspaces.routes import router as workspaces_router
 
 def create_app(runtime: Runtime) -> FastAPI:
     logging.getLogger("helpdesk").setLevel(logging.INFO)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The async engine and the admission slots belong to the serving event loop.
+        path = RequestPath.open(runtime)
+        app.state.request_path = path
+        app.state.metrics.watch(path)
+        try:
+            yield
+        finally:
+            await path.close()
+
     app = FastAPI(
         title="Helpdesk",
         version="1",
         description="Multi-tenant customer-support ticketing. See API.md for the contract.",
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.state.metrics = Metrics(runtime.engine)
+    app.state.metrics = Metrics(runtime.settings)
+    app.add_middleware(ReadRetryMiddleware)
+    # Added last, so outermost: the retried read is logged and counted once.
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.include_router(health_router)
     for router in (

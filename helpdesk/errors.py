@@ -4,20 +4,29 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from helpdesk.core.errors import AppError, InvalidInput, RateLimited
+from helpdesk.core.admission import OVERLOADED_RETRY_AFTER_SECONDS
+from helpdesk.core.errors import AppError, InvalidInput, RetryLater
 
 log = logging.getLogger("helpdesk.errors")
 
 # Where the request middleware leaves the request id for the 500 handler: that handler runs in
 # Starlette's outermost middleware, outside ours, so its response would otherwise go without one.
 REQUEST_ID_STATE = "request_id"
+# Set when a request failed because its database connection was lost: the read-retry
+# middleware tries such a read once more on a fresh connection.
+DATABASE_LOST_STATE = "database_lost"
+# A restarted PostgreSQL accepts connections again within seconds.
+DATABASE_RETRY_AFTER_SECONDS = 2
 
 
 class ErrorBody(BaseModel):
@@ -56,7 +65,8 @@ _ERROR_DESCRIPTIONS = {
     413: "The body is larger than 1 MiB (code `payload_too_large`).",
     422: "Invalid input: each error's `loc` names the field.",
     429: "Too many attempts: wait the number of seconds in `Retry-After`.",
-    503: "Not ready: the database is unreachable or its migrations are not at head.",
+    503: "The service is overloaded (code `overloaded`) or the database is unreachable (code "
+    "`database_unavailable`): retry after the seconds in `Retry-After`.",
 }
 
 
@@ -73,7 +83,7 @@ def error_responses(
             "model": ValidationErrorBody if status == 422 else ErrorBody,
             "description": (described or {}).get(status, _ERROR_DESCRIPTIONS[status]),
         }
-        if status == 429:
+        if status in (429, 503):
             entry["headers"] = {
                 "Retry-After": {
                     "description": "Seconds to wait before trying again.",
@@ -105,7 +115,7 @@ async def _app_error(_: Request, exc: AppError) -> Response:
         error = {"loc": exc.loc, "msg": exc.detail, "type": exc.code}
         return JSONResponse({"detail": [error], "code": exc.code}, status_code=422)
     response = _json(exc.status_code, exc.detail, exc.code)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RetryLater):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -138,9 +148,43 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def is_connection_failure(exc: DBAPIError) -> bool:
+    """The connection broke or could not be made (PostgreSQL down, restarting, a terminated
+    backend): the request did not complete, and trying again later can succeed."""
+    return bool(exc.connection_invalidated) or isinstance(exc.orig, psycopg.OperationalError)
+
+
+async def _database_error(request: Request, exc: DBAPIError) -> Response:
+    if not is_connection_failure(exc):
+        # A bug or a refused statement, not an outage: the outermost handler makes it a 500.
+        raise exc
+    # The class name only: the message can quote SQL or a server address.
+    log.warning("database unavailable: %s", type(exc.orig).__name__)
+    request.scope.setdefault("state", {})[DATABASE_LOST_STATE] = True
+    response = _json(
+        503,
+        "The database is unreachable; the request was not completed. "
+        f"Retry after {DATABASE_RETRY_AFTER_SECONDS} s.",
+        "database_unavailable",
+    )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+async def _pool_timeout(_: Request, exc: PoolTimeout) -> Response:
+    # Admission control bounds the wait before the pool is asked; this is its backstop.
+    response = _json(
+        503, "The service is busy: no database connection came free in time.", "overloaded"
+    )
+    response.headers["Retry-After"] = str(OVERLOADED_RETRY_AFTER_SECONDS)
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # Starlette types handlers as taking any Exception; each is registered for its own class.
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, _pool_timeout)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)

@@ -8,21 +8,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from helpdesk.errors import error_responses
 from helpdesk.migrate import public_is_current
 from helpdesk.pipeline import public
+from helpdesk.runtime import RequestPath
 
 router = APIRouter(tags=["service"])
 
 
 @router.get("/healthz")
 @public
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/readyz", responses=error_responses(503))
 @public
-def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
+    path: RequestPath = request.app.state.request_path
     try:
-        current = public_is_current(request.app.state.runtime.engine)
+        current = await path.off_loop(public_is_current, request.app.state.runtime.engine)
     except SQLAlchemyError:
         return JSONResponse(
             {"detail": "The database is unreachable.", "code": "database_unavailable"},
@@ -45,7 +47,7 @@ def readyz(request: Request) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
 )
 @public
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -1,5 +1,5 @@
 """ASGI middleware: request id, client address, one structured log line and the request
-metrics, body-size limit."""
+metrics, body-size limit; one transparent retry of a read whose database connection was lost."""
 
 import json
 import logging
@@ -10,7 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk.core.request_context import RequestInfo, current_request, route_template
-from helpdesk.errors import REQUEST_ID_STATE
+from helpdesk.errors import DATABASE_LOST_STATE, REQUEST_ID_STATE
 from helpdesk.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -134,3 +134,41 @@ def _where(scope: Scope) -> dict[str, Any]:
     # resource of ours and is kept, so a client's typo can still be found.
     template = route_template(scope)
     return {"route": template} if template is not None else {"path": scope.get("path")}
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+class ReadRetryMiddleware:
+    """A read whose connection was lost (a restarted server, a terminated backend) is tried
+    once more on a fresh connection before the client sees 503 ``database_unavailable``.
+
+    Only reads: their transaction rolled back with the connection, so nothing was done, and
+    they carry no body to replay. A write is never repeated here; clients retry it with an
+    ``Idempotency-Key``. The failed attempt's response is held back only when it is that 503.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in _SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold_lost(message: Message) -> None:
+            if held or (message["type"] == "http.response.start" and _lost(scope, message)):
+                held.append(message)
+            else:
+                await send(message)
+
+        await self.app(scope, receive, hold_lost)
+        if not held:
+            return
+        scope["state"].pop(DATABASE_LOST_STATE, None)
+        await self.app(scope, receive, send)
+
+
+def _lost(scope: Scope, start: Message) -> bool:
+    return start["status"] == 503 and bool(scope.get("state", {}).get(DATABASE_LOST_STATE))

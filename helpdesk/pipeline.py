@@ -1,5 +1,11 @@
 """The request pipeline's dependencies: token → tenant → transaction scope → permission.
 
+Everything here is ``async``: a request waits for PostgreSQL on the event loop, never in a
+thread-pool slot (a sync dependency that waits for a pooled connection while holding a thread
+deadlocks under a burst). Services stay plain functions over a ``Session``; a request runs them
+on its ``AsyncSession`` through ``run_sync``, SQLAlchemy's greenlet bridge, so jobs, the CLI
+and requests share one implementation and no request hops to a thread.
+
 Inside a workspace the first statement of the request's transaction reads the tenant row and,
 in the same statement, sets ``search_path`` and ``role`` for this transaction only. The caller's
 membership is then read under the tenant's own role (row-level security shows it only its own
@@ -7,12 +13,14 @@ workspace's rows), so a removal or demotion counts on the very next request.
 """
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Path, Request
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from audit.platform import record_platform_event
@@ -21,11 +29,11 @@ from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
 from auth.roles import resolve_role
 from auth.tokens import AccessClaims, decode_access_token
-from helpdesk.core.db import tenant_transaction, transaction
+from helpdesk.core.db import async_transaction, set_tenant_scope
 from helpdesk.core.errors import Forbidden, Unauthorized
 from helpdesk.core.input import MAX_ROW_ID
 from helpdesk.core.request_context import route_template
-from helpdesk.runtime import Runtime
+from helpdesk.runtime import RequestPath, Runtime
 from tenants.context import TenantRef
 from tenants.registry import unavailable
 
@@ -44,15 +52,25 @@ _MEMBER = text(
 _OPERATOR = text("SELECT email, name, disabled, is_operator FROM public.users WHERE id = :user_id")
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
 @dataclass(slots=True)
 class Scope:
     """A caller and the open transaction their request runs in."""
 
-    session: Session
+    session: AsyncSession
     caller: Caller
     audited: bool = False
 
-    def audit(
+    async def run(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run a service function in this request's transaction, on the event loop."""
+        return await self.session.run_sync(fn, *args, **kwargs)
+
+    async def audit(
         self,
         action: str,
         target_type: str | None = None,
@@ -64,8 +82,8 @@ class Scope:
         """Record this request's one audit event, in the request's own transaction."""
         if self.audited:
             raise RuntimeError(f"a request records one audit event; {action} would be a second")
-        record_event(
-            self.session,
+        await self.session.run_sync(
+            record_event,
             actor=actor_of(self.caller),
             action=action,
             target_type=target_type,
@@ -84,6 +102,25 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_request_path(request: Request) -> RequestPath:
+    path: RequestPath = request.app.state.request_path
+    return path
+
+
+RequestPathDep = Annotated[RequestPath, Depends(get_request_path)]
+# Admission key of requests that belong to no workspace (operators, sign-in).
+PLATFORM_KEY = "platform"
+
+
+@asynccontextmanager
+async def admitted_transaction(path: RequestPath, key: str) -> AsyncIterator[AsyncSession]:
+    """A connection within the wait bound and the workspace's share, then one transaction."""
+    async with path.admission.slot(key), async_transaction(path.sessions) as session:
+        yield session
+
+
 # An id in a path names a row of a workspace's bigint-keyed table: past that range it can name
 # nothing, and is refused as input rather than sent to PostgreSQL to overflow there.
 RowId = Annotated[int, Path(le=MAX_ROW_ID)]
@@ -146,50 +183,63 @@ def _enter_platform(session: Session, claims: AccessClaims) -> Caller:
     )
 
 
-def any_scope(runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
+async def any_scope(
+    runtime: RuntimeDep, path: RequestPathDep, claims: ClaimsDep
+) -> AsyncIterator[Scope]:
     """A signed-in caller, workspace member or platform operator."""
-    with transaction(runtime.sessions) as session:
-        if claims.tenant_id is None:
-            caller = _enter_platform(session, claims)
-        else:
-            caller = _enter_tenant(session, claims, claims.tenant_id)
+    if claims.tenant_id is None:
+        async with admitted_transaction(path, PLATFORM_KEY) as session:
+            caller = await session.run_sync(_enter_platform, claims)
+            yield Scope(session, caller)
+        return
+    path.rate_limiter.take(str(claims.tenant_id))
+    async with admitted_transaction(path, str(claims.tenant_id)) as session:
+        caller = await session.run_sync(_enter_tenant, claims, claims.tenant_id)
         yield Scope(session, caller)
 
 
-def tenant_scope(request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
+async def tenant_scope(
+    request: Request, path: RequestPathDep, claims: ClaimsDep
+) -> AsyncIterator[Scope]:
     if claims.tenant_id is None:
         refusal = Forbidden(
             "You lack permission here: this endpoint works inside a workspace, and a platform "
             "operator's token names none."
         )
-        _record_platform_denied(runtime, claims, request, refusal)
+        await _record_platform_denied(path, claims, request, refusal)
         raise refusal
+    key = str(claims.tenant_id)
+    # Refused before it costs a connection: one workspace's flood cannot reach the pool.
+    path.rate_limiter.take(key)
     caller: Caller | None = None
     try:
-        with transaction(runtime.sessions) as session:
-            caller = _enter_tenant(session, claims, claims.tenant_id)
+        async with admitted_transaction(path, key) as session:
+            caller = await session.run_sync(_enter_tenant, claims, claims.tenant_id)
             scope = Scope(session, caller)
             yield scope
             if request.method not in SAFE_METHODS and not scope.audited:
                 raise RuntimeError(f"{request.method} {request.url.path} changed data unaudited")
     except Forbidden as refusal:
         if caller is not None and caller.tenant is not None:
-            _record_denied(runtime, caller, request, refusal)
+            await _record_denied(path, caller, request, refusal)
         else:
             # Refused before the workspace was entered (it is suspended or being deleted).
-            _record_platform_denied(runtime, claims, request, refusal)
+            await _record_platform_denied(path, claims, request, refusal)
         raise
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _record_denied(runtime: Runtime, caller: Caller, request: Request, refusal: Forbidden) -> None:
+async def _record_denied(
+    path: RequestPath, caller: Caller, request: Request, refusal: Forbidden
+) -> None:
     """A refusal rolls the request back; record it in a transaction of its own."""
     tenant = caller.workspace
-    with tenant_transaction(runtime.sessions, tenant.schema_name, tenant.role_name) as session:
-        record_event(
-            session,
+    async with admitted_transaction(path, str(tenant.id)) as session:
+        await session.run_sync(set_tenant_scope, tenant.schema_name, tenant.role_name)
+        await session.run_sync(
+            record_event,
             actor=actor_of(caller),
             action=refusal.permission or "access.denied",
             outcome="denied",
@@ -205,14 +255,14 @@ def _record_denied(runtime: Runtime, caller: Caller, request: Request, refusal: 
         )
 
 
-def _record_platform_denied(
-    runtime: Runtime, claims: AccessClaims, request: Request, refusal: Forbidden
+async def _record_platform_denied(
+    path: RequestPath, claims: AccessClaims, request: Request, refusal: Forbidden
 ) -> None:
     """A refusal outside any workspace's scope goes on the platform trail, in its own
     transaction, with the route template rather than the path (which can name a person)."""
-    with transaction(runtime.sessions) as session:
-        record_platform_event(
-            session,
+    async with admitted_transaction(path, PLATFORM_KEY) as session:
+        await session.run_sync(
+            record_platform_event,
             action=refusal.permission or "access.denied",
             outcome="denied",
             actor_id=claims.user_id,
@@ -225,15 +275,17 @@ def _record_platform_denied(
         )
 
 
-def operator_scope(request: Request, runtime: RuntimeDep, claims: ClaimsDep) -> Iterator[Scope]:
+async def operator_scope(
+    request: Request, path: RequestPathDep, claims: ClaimsDep
+) -> AsyncIterator[Scope]:
     if claims.tenant_id is not None:
         refusal = Forbidden(
             "You lack permission here: only a platform operator may manage workspaces."
         )
-        _record_platform_denied(runtime, claims, request, refusal)
+        await _record_platform_denied(path, claims, request, refusal)
         raise refusal
-    with transaction(runtime.sessions) as session:
-        yield Scope(session, _enter_platform(session, claims))
+    async with admitted_transaction(path, PLATFORM_KEY) as session:
+        yield Scope(session, await session.run_sync(_enter_platform, claims))
 
 
 # A route that needs a signed-in caller but no permission declares so by depending on one of

@@ -6,6 +6,8 @@ with ``ALTER DEFAULT PRIVILEGES`` before the tables exist: ``GRANT ... ON ALL TA
 scans the whole catalog and makes provisioning slower with every tenant.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from psycopg import errors as pg_errors
@@ -22,8 +24,16 @@ from tenants.slugs import check_slug, role_name, schema_name
 TENANT_GROUP_ROLE = "helpdesk_tenant"
 
 
-def _raw(session: Session) -> Any:
-    return session.connection().connection.driver_connection
+@contextmanager
+def _cursor(session: Session) -> Iterator[Any]:
+    """A DBAPI cursor in the session's transaction, to send psycopg's composed SQL as it is.
+    SQLAlchemy's DBAPI connection, not the driver's: on the request path the driver's is an
+    async connection, and SQLAlchemy's adapter is what lets this code stay synchronous."""
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def provision_tenant(session: Session, *, slug: str, name: str) -> Tenant:
@@ -53,7 +63,7 @@ def provision_tenant(session: Session, *, slug: str, name: str) -> Tenant:
         ).format(schema_id, role_id),
     ]
     try:
-        with _raw(session).cursor() as cur:
+        with _cursor(session) as cur:
             for statement in statements:
                 cur.execute(statement)
             cur.execute("SELECT set_config('search_path', quote_ident(%s), true)", (schema,))
@@ -71,11 +81,10 @@ def provision_tenant(session: Session, *, slug: str, name: str) -> Tenant:
 def drop_tenant(session: Session, tenant: Tenant) -> None:
     """Drop the schema, the role and the registry row (the caller has archived what it must)."""
     schema_id, role_id = sql.Identifier(tenant.schema_name), sql.Identifier(tenant.role_name)
-    with _raw(session).cursor() as cur:
+    with _cursor(session) as cur:
         cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema_id))
-        exists = cur.execute(
-            "SELECT 1 FROM pg_roles WHERE rolname = %s", (tenant.role_name,)
-        ).fetchone()
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (tenant.role_name,))
+        exists = cur.fetchone()
         if exists:
             cur.execute(sql.SQL("DROP OWNED BY {}").format(role_id))
             cur.execute(sql.SQL("DROP ROLE {}").format(role_id))

@@ -20,9 +20,9 @@ Writer = Annotated[Scope, Depends(require(Permission.COMMENTS_CREATE))]
 @router.post(
     "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 404, 413, 422)
 )
-def add_comment(ticket_id: RowId, body: CommentIn, scope: Writer) -> CommentOut:
-    comment = service.add_comment(scope.session, scope.caller, ticket_id, body)
-    scope.audit(
+async def add_comment(ticket_id: RowId, body: CommentIn, scope: Writer) -> CommentOut:
+    comment = await scope.run(service.add_comment, scope.caller, ticket_id, body)
+    await scope.audit(
         "comment.create",
         "comment",
         comment.id,
@@ -33,17 +33,21 @@ def add_comment(ticket_id: RowId, body: CommentIn, scope: Writer) -> CommentOut:
 
 
 @router.get("", responses=error_responses(401, 403, 404, 422))
-def list_comments(
+async def list_comments(
     ticket_id: RowId,
     scope: Reader,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CommentPage:
-    rows = service.list_comments(
-        scope.session, scope.caller, ticket_id, after_id=decode_cursor(cursor), limit=limit + 1
+    rows = await scope.run(
+        service.list_comments,
+        scope.caller,
+        ticket_id,
+        after_id=decode_cursor(cursor),
+        limit=limit + 1,
     )
     items, next_cursor = id_page([CommentOut.model_validate(c) for c in rows], limit)
-    scope.audit(
+    await scope.audit(
         "comment.list", "ticket", ticket_id, changes={"count": len(items)}, personal_data=True
     )
     return CommentPage(items=items, next_cursor=next_cursor)

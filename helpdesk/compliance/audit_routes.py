@@ -22,19 +22,19 @@ def to_filters(params: AuditFilterParams) -> queries.EventFilters:
 
 
 @router.get("/events", responses=error_responses(401, 403, 422))
-def list_events(
+async def list_events(
     scope: Reader,
     params: Annotated[AuditFilterParams, Query()],
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> AuditPage:
-    rows = queries.page(
-        scope.session, to_filters(params), after_id=decode_cursor(cursor), limit=limit + 1
+    rows = await scope.run(
+        queries.page, to_filters(params), after_id=decode_cursor(cursor), limit=limit + 1
     )
     items, next_cursor = id_page(
         [AuditEventOut.model_validate(queries.event_document(e)) for e in rows], limit
     )
-    scope.audit(
+    await scope.audit(
         "audit.read",
         "audit_event",
         changes={"filters": params.model_dump(mode="json", exclude_none=True), "count": len(items)},
@@ -44,9 +44,9 @@ def list_events(
 
 
 @router.get("/verify", responses=error_responses(401, 403))
-def verify(scope: Verifier) -> VerifyOut:
-    verdict = queries.verify_workspace(scope.session)
-    scope.audit(
+async def verify(scope: Verifier) -> VerifyOut:
+    verdict = await scope.run(queries.verify_workspace)
+    await scope.audit(
         "audit.verify",
         "audit_event",
         changes={"valid": verdict.valid, "events_checked": verdict.events_checked},

@@ -68,20 +68,20 @@ class _Head:
 
 
 @router.get("/export", response_class=StreamingResponse, responses=_RESPONSES)
-def export_events(
+async def export_events(
     scope: Exporter,
     runtime: RuntimeDep,
     params: Annotated[AuditFilterParams, Query()],
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.NDJSON,
 ) -> StreamingResponse:
     filters = params.model_dump(mode="json", exclude_none=True)
-    scope.audit(
+    await scope.audit(
         "audit.export",
         "audit_event",
         changes={"format": export_format.value, "filters": filters},
         personal_data=True,
     )
-    head = _own_event(scope.session)
+    head = await scope.run(_own_event)
     tenant = scope.caller.workspace
     exported_at = datetime.now(UTC)
     body = _file(

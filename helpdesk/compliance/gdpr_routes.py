@@ -31,10 +31,10 @@ SubjectEmail = Annotated[
 
 
 @router.get("/subjects/{email}/export", responses=error_responses(401, 403, 422))
-def export_subject(email: SubjectEmail, scope: Exporter) -> SubjectExport:
-    subject, document = gdpr.export_subject(scope.session, scope.caller.workspace, email)
+async def export_subject(email: SubjectEmail, scope: Exporter) -> SubjectExport:
+    subject, document = await scope.run(gdpr.export_subject, scope.caller.workspace, email)
     export = SubjectExport.model_validate(document)
-    scope.audit(
+    await scope.audit(
         "gdpr.export",
         "customer",
         subject.customer_id,
@@ -51,9 +51,9 @@ def export_subject(email: SubjectEmail, scope: Exporter) -> SubjectExport:
 
 
 @router.post("/subjects/{email}/erase", responses=error_responses(401, 403, 409, 422))
-def erase_subject(email: SubjectEmail, scope: Eraser) -> ErasureOut:
-    subject, counts = gdpr.erase_subject(scope.session, scope.caller.workspace, email)
-    scope.audit(
+async def erase_subject(email: SubjectEmail, scope: Eraser) -> ErasureOut:
+    subject, counts = await scope.run(gdpr.erase_subject, scope.caller.workspace, email)
+    await scope.audit(
         "gdpr.erase", "customer", subject.customer_id, changes=asdict(counts), personal_data=True
     )
     return ErasureOut(**asdict(counts))

@@ -22,27 +22,27 @@ Runner = Annotated[Scope, Depends(require(Permission.RETENTION_RUN))]
 
 
 @router.get("/policy", responses=error_responses(401, 403))
-def get_policy(scope: PolicyReader) -> RetentionPolicyOut:
-    return RetentionPolicyOut.model_validate(retention.load_policy(scope.session))
+async def get_policy(scope: PolicyReader) -> RetentionPolicyOut:
+    return RetentionPolicyOut.model_validate(await scope.run(retention.load_policy))
 
 
 @router.put("/policy", responses=error_responses(400, 401, 403, 413, 422))
-def put_policy(body: RetentionPolicyIn, scope: PolicyManager) -> RetentionPolicyOut:
-    policy, diff = retention.update_policy(scope.session, body.model_dump(exclude_unset=True))
-    scope.audit("retention.policy_update", "retention_policy", changes=diff)
+async def put_policy(body: RetentionPolicyIn, scope: PolicyManager) -> RetentionPolicyOut:
+    policy, diff = await scope.run(retention.update_policy, body.model_dump(exclude_unset=True))
+    await scope.audit("retention.policy_update", "retention_policy", changes=diff)
     return RetentionPolicyOut.model_validate(policy)
 
 
 @router.post("/run", responses=error_responses(401, 403, 409, 422))
-def run(
+async def run(
     scope: Runner,
     runtime: RuntimeDep,
     dry_run: Annotated[bool, Query(description="Count what would go; remove nothing.")] = False,
 ) -> RetentionReportOut:
     """Apply the policy now. The request holds the workspace's retention lock while the purge
     runs in short transactions of its own; a second run meanwhile is a 409."""
-    report = retention.run_retention(
-        scope.session, runtime.sessions, scope.caller.workspace, dry_run=dry_run
+    report = await scope.run(
+        retention.run_retention, runtime.sessions, scope.caller.workspace, dry_run=dry_run
     )
-    scope.audit("retention.run", "retention_policy", changes=report.audit_changes())
+    await scope.audit("retention.run", "retention_policy", changes=report.audit_changes())
     return RetentionReportOut.model_validate(report)

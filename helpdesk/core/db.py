@@ -5,14 +5,20 @@ it ends with the transaction, so a pooled connection (or a PgBouncer server conn
 carries one request's tenant into the next.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk.core.settings import Settings
@@ -31,20 +37,47 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, settings: Settings) -> Engine:
+def _connect_args(settings: Settings) -> dict[str, Any]:
     connect_args: dict[str, Any] = {}
     if settings.pgbouncer:
         connect_args["prepare_threshold"] = None
+    return connect_args
+
+
+def make_engine(url: str, settings: Settings) -> Engine:
+    """The synchronous engine of jobs, the CLI and the credential routes' executor."""
     engine = create_engine(
         normalise_url(url),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
         pool_pre_ping=True,
-        connect_args=connect_args,
+        connect_args=_connect_args(settings),
     )
+    _install_connection_hooks(engine)
+    return engine
+
+
+def make_async_engine(url: str, settings: Settings) -> AsyncEngine:
+    """The request path's engine: psycopg's async driver, so waiting on PostgreSQL yields the
+    event loop instead of holding a thread. Admission control bounds the wait for a connection
+    before the pool is asked, so the pool's own time-out is only a backstop."""
+    engine = create_async_engine(
+        normalise_url(url),
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        # A connection that died while idle (a server restart, a terminated backend) is found
+        # and replaced at check-out instead of failing the request that drew it.
+        pool_pre_ping=True,
+        pool_timeout=settings.pool_wait_seconds,
+        connect_args=_connect_args(settings),
+    )
+    _install_connection_hooks(engine.sync_engine)
+    return engine
+
+
+def _install_connection_hooks(engine: Engine) -> None:
     event.listen(engine, "reset", _reset_connection)
     event.listen(engine, "connect", _load_times_in_utc)
-    return engine
 
 
 # API.md promises UTC times. psycopg gives a timestamptz the offset of the server's TimeZone
@@ -62,8 +95,10 @@ class _UtcTimestamptzBinaryLoader(TimestamptzBinaryLoader):
 
 
 def _load_times_in_utc(dbapi_connection: Any, record: Any) -> None:
-    dbapi_connection.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
-    dbapi_connection.adapters.register_loader("timestamptz", _UtcTimestamptzBinaryLoader)
+    # The async engine hands over SQLAlchemy's adapter; the psycopg connection is behind it.
+    connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    connection.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
+    connection.adapters.register_loader("timestamptz", _UtcTimestamptzBinaryLoader)
 
 
 def _reset_connection(dbapi_connection: Any, record: Any, reset_state: Any) -> None:
@@ -75,7 +110,13 @@ def _reset_connection(dbapi_connection: Any, record: Any, reset_state: Any) -> N
     dbapi_connection.autocommit = True
     try:
         # RESET ALL leaves the role and session authorization alone, by PostgreSQL's design.
-        dbapi_connection.execute("RESET SESSION AUTHORIZATION; RESET ALL; RESET ROLE")
+        # Through a cursor: the async engine's adapter, unlike psycopg's connection, has no
+        # execute() of its own.
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("RESET SESSION AUTHORIZATION; RESET ALL; RESET ROLE")
+        finally:
+            cursor.close()
     finally:
         dbapi_connection.autocommit = False
 
@@ -100,4 +141,17 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def tenant_transaction(factory: sessionmaker[Session], schema: str, role: str) -> Iterator[Session]:
     with transaction(factory) as session:
         set_tenant_scope(session, schema, role)
+        yield session
+
+
+def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+@asynccontextmanager
+async def async_transaction(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """The request path's unit of work: commit on success, roll back on any error."""
+    async with factory() as session, session.begin():
         yield session

@@ -57,10 +57,28 @@ class Forbidden(AppError):
         self.permission = permission
 
 
-class RateLimited(AppError):
+class RetryLater(AppError):
+    """A refusal the client should retry after ``retry_after`` seconds (the Retry-After header)."""
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+
+
+class RateLimited(RetryLater):
     status_code = 429
     code = "rate_limited"
 
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
+
+class Overloaded(RetryLater):
+    """No database connection came free within the wait bound."""
+
+    status_code = 503
+    code = "overloaded"
+
+
+class DatabaseUnavailable(RetryLater):
+    """The database could not be reached, or the connection was lost mid-request."""
+
+    status_code = 503
+    code = "database_unavailable"

@@ -26,6 +26,25 @@ class Settings(BaseSettings):
     pool_max_overflow: int = Field(default=5, ge=0)
     # psycopg's server-side prepared statements collide behind PgBouncer in transaction mode.
     pgbouncer: bool = False
+    # Admission control, per process: a request waits at most this long for a connection,
+    # then answers 503 `overloaded` (never a 500, never a hang).
+    pool_wait_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The share of the pool's connections (size + overflow) one workspace may hold at once:
+    # its burst queues behind itself, and the rest of the pool stays for the others.
+    workspace_pool_share: float = Field(default=0.5, gt=0, le=1)
+    # Requests per second one workspace may make, per process, with bursts up to the bucket's
+    # size; beyond that 429 `rate_limited` with Retry-After.
+    workspace_rate_per_second: float = Field(default=200.0, gt=0)
+    workspace_rate_burst: int = Field(default=400, ge=1)
+    # Threads that hash and verify passwords (argon2 is CPU-bound; the event loop never waits
+    # on it) and run the sign-in routes' own transactions.
+    credential_workers: int = Field(default=4, ge=1, le=64)
+
+    # SIGTERM lets in-flight requests finish for up to this long; what is still running is then
+    # cancelled, so a stop never waits on a stuck request. The orchestrator must wait longer
+    # before it kills (Kubernetes' terminationGracePeriodSeconds is 30; `docker stop` waits 10
+    # unless given `--time`).
+    shutdown_grace_seconds: int = Field(default=20, ge=0, le=3600)
 
     jwt_issuer: str = "helpdesk"
     jwt_audience: str = "helpdesk-api"

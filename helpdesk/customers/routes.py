@@ -18,30 +18,32 @@ Writer = Annotated[Scope, Depends(require(Permission.CUSTOMERS_WRITE))]
 
 
 @router.get("", responses=error_responses(401, 403, 422))
-def list_customers(
+async def list_customers(
     scope: Reader,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CustomerPage:
-    rows = service.list_customers(scope.session, after_id=decode_cursor(cursor), limit=limit + 1)
+    rows = await scope.run(service.list_customers, after_id=decode_cursor(cursor), limit=limit + 1)
     items, next_cursor = id_page([CustomerOut.model_validate(c) for c in rows], limit)
-    scope.audit("customer.list", "customer", changes={"count": len(items)}, personal_data=True)
+    await scope.audit(
+        "customer.list", "customer", changes={"count": len(items)}, personal_data=True
+    )
     return CustomerPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{customer_id}", responses=error_responses(401, 403, 404, 422))
-def get_customer(customer_id: RowId, scope: Reader) -> CustomerOut:
-    customer = service.get_customer(scope.session, customer_id)
-    scope.audit("customer.read", "customer", customer.id, personal_data=True)
+async def get_customer(customer_id: RowId, scope: Reader) -> CustomerOut:
+    customer = await scope.run(service.get_customer, customer_id)
+    await scope.audit("customer.read", "customer", customer.id, personal_data=True)
     return CustomerOut.model_validate(customer)
 
 
 @router.post(
     "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 409, 413, 422)
 )
-def create_customer(body: CustomerIn, scope: Writer) -> CustomerOut:
-    customer = service.create_customer(scope.session, body)
-    scope.audit(
+async def create_customer(body: CustomerIn, scope: Writer) -> CustomerOut:
+    customer = await scope.run(service.create_customer, body)
+    await scope.audit(
         "customer.create",
         "customer",
         customer.id,
@@ -52,7 +54,7 @@ def create_customer(body: CustomerIn, scope: Writer) -> CustomerOut:
 
 
 @router.patch("/{customer_id}", responses=error_responses(400, 401, 403, 404, 409, 413, 422))
-def update_customer(customer_id: RowId, body: CustomerPatch, scope: Writer) -> CustomerOut:
-    customer, diff = service.update_customer(scope.session, customer_id, body)
-    scope.audit("customer.update", "customer", customer.id, changes=diff, personal_data=True)
+async def update_customer(customer_id: RowId, body: CustomerPatch, scope: Writer) -> CustomerOut:
+    customer, diff = await scope.run(service.update_customer, customer_id, body)
+    await scope.audit("customer.update", "customer", customer.id, changes=diff, personal_data=True)
     return CustomerOut.model_validate(customer)

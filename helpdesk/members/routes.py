@@ -10,7 +10,7 @@ from helpdesk.core.pagination import Limit, decode_key_cursor, key_page
 from helpdesk.errors import error_responses
 from helpdesk.members import service
 from helpdesk.members.schemas import MemberAdded, MemberIn, MemberOut, MemberPage, MemberPatch
-from helpdesk.pipeline import Scope, require
+from helpdesk.pipeline import RequestPathDep, Scope, require
 
 router = APIRouter(prefix="/members", tags=["members"])
 
@@ -18,25 +18,28 @@ Manager = Annotated[Scope, Depends(require(Permission.MEMBERS_MANAGE))]
 
 
 @router.get("", responses=error_responses(401, 403, 422))
-def list_members(
+async def list_members(
     scope: Manager,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=600)] = None,
 ) -> MemberPage:
-    rows = service.list_members(
-        scope.session, scope.caller, after=decode_key_cursor(cursor), limit=limit + 1
+    rows = await scope.run(
+        service.list_members, scope.caller, after=decode_key_cursor(cursor), limit=limit + 1
     )
     items, next_cursor = key_page(rows, limit, key=lambda m: m.email.lower())
-    scope.audit("member.list", "member", changes={"count": len(items)}, personal_data=True)
+    await scope.audit("member.list", "member", changes={"count": len(items)}, personal_data=True)
     return MemberPage(items=items, next_cursor=next_cursor)
 
 
 @router.post(
     "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 409, 413, 422)
 )
-def add_member(body: MemberIn, scope: Manager) -> MemberAdded:
-    member, invitation = service.add_member(scope.session, scope.caller, body)
-    scope.audit(
+async def add_member(body: MemberIn, scope: Manager, path: RequestPathDep) -> MemberAdded:
+    password_hash = await path.hash_password(body.password) if body.password else None
+    member, invitation = await scope.run(
+        service.add_member, scope.caller, body, password_hash=password_hash
+    )
+    await scope.audit(
         "member.add",
         "member",
         member.user_id,
@@ -47,10 +50,10 @@ def add_member(body: MemberIn, scope: Manager) -> MemberAdded:
 
 
 @router.patch("/{user_id}", responses=error_responses(400, 401, 403, 404, 409, 413, 422))
-def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> MemberOut:
-    member, before = service.change_role(scope.session, scope.caller, user_id, body.role)
+async def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> MemberOut:
+    member, before = await scope.run(service.change_role, scope.caller, user_id, body.role)
     changes = {"role": {"before": before, "after": body.role}}
-    scope.audit("member.role_change", "member", user_id, changes=changes)
+    await scope.audit("member.role_change", "member", user_id, changes=changes)
     return member
 
 
@@ -59,7 +62,7 @@ def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> Member
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 409, 422),
 )
-def remove_member(user_id: uuid.UUID, scope: Manager) -> Response:
-    removed = service.remove_member(scope.session, scope.caller, user_id)
-    scope.audit("member.remove", "member", user_id, changes={"role": removed.role})
+async def remove_member(user_id: uuid.UUID, scope: Manager) -> Response:
+    removed = await scope.run(service.remove_member, scope.caller, user_id)
+    await scope.audit("member.remove", "member", user_id, changes={"role": removed.role})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from auth.caller import Caller
 from auth.models import Invitation, Membership, User
-from auth.passwords import hash_password
 from helpdesk.core.errors import Conflict, InvalidInput, NotFound
 from helpdesk.members.schemas import MemberIn, MemberOut
 from helpdesk.roles.service import role_exists
@@ -61,9 +60,12 @@ def _check_role(session: Session, caller: Caller, role: str) -> None:
         )
 
 
-def add_member(session: Session, caller: Caller, data: MemberIn) -> tuple[MemberOut, str | None]:
+def add_member(
+    session: Session, caller: Caller, data: MemberIn, *, password_hash: str | None
+) -> tuple[MemberOut, str | None]:
+    """Add a member; ``password_hash`` is ``data.password`` already hashed (off the event loop,
+    by the caller: argon2 is CPU-bound), or None to invite them to set one."""
     _check_role(session, caller, data.role)
-    password_hash = hash_password(data.password) if data.password else None
     # A SECURITY DEFINER function: the tenant's role may create an identity or find one by
     # email, and learns nothing else about identities outside its workspace.
     user_id, created = session.execute(

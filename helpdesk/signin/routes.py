@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response, status
 
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import AnyCaller, ClaimsDep, RuntimeDep, public
+from helpdesk.pipeline import AnyCaller, ClaimsDep, RequestPathDep, RuntimeDep, public
 from helpdesk.signin import service
 from helpdesk.signin.schemas import (
     InvitationAccept,
@@ -35,8 +35,13 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     ),
 )
 @public
-def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenOut:
-    pair = service.login(
+async def login(
+    body: LoginIn, request: Request, runtime: RuntimeDep, path: RequestPathDep
+) -> TokenOut:
+    # Sign-in is argon2 (CPU-bound) around a few short transactions: the whole of it runs on
+    # the bounded credentials executor, never on the event loop.
+    pair = await path.off_loop(
+        service.login,
         runtime.sessions,
         runtime.settings,
         email=body.email,
@@ -64,8 +69,10 @@ def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenOut:
     ),
 )
 @public
-def refresh(body: RefreshIn, runtime: RuntimeDep) -> TokenOut:
-    pair = service.refresh(runtime.sessions, runtime.settings, body.refresh_token)
+async def refresh(body: RefreshIn, runtime: RuntimeDep, path: RequestPathDep) -> TokenOut:
+    pair = await path.off_loop(
+        service.refresh, runtime.sessions, runtime.settings, body.refresh_token
+    )
     return TokenOut(
         access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token
     )
@@ -74,13 +81,15 @@ def refresh(body: RefreshIn, runtime: RuntimeDep) -> TokenOut:
 @router.post(
     "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400, 401, 413, 422)
 )
-def logout(body: RefreshIn, claims: ClaimsDep, runtime: RuntimeDep) -> Response:
-    service.logout(runtime.sessions, body.refresh_token, claims.user_id)
+async def logout(
+    body: RefreshIn, claims: ClaimsDep, runtime: RuntimeDep, path: RequestPathDep
+) -> Response:
+    await path.off_loop(service.logout, runtime.sessions, body.refresh_token, claims.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", responses=error_responses(401, 403))
-def me(scope: AnyCaller) -> MeOut:
+async def me(scope: AnyCaller) -> MeOut:
     caller = scope.caller
     tenant = caller.tenant
     return MeOut(
@@ -98,6 +107,10 @@ def me(scope: AnyCaller) -> MeOut:
     ),
 )
 @public
-def accept_invitation(body: InvitationAccept, runtime: RuntimeDep) -> InvitationAccepted:
-    email = service.accept_invitation(runtime.sessions, body.token, body.password)
+async def accept_invitation(
+    body: InvitationAccept, runtime: RuntimeDep, path: RequestPathDep
+) -> InvitationAccepted:
+    email = await path.off_loop(
+        service.accept_invitation, runtime.sessions, body.token, body.password
+    )
     return InvitationAccepted(email=email)

@@ -16,15 +16,15 @@ Manager = Annotated[Scope, Depends(require(Permission.SETTINGS_MANAGE))]
 
 
 @router.get("", responses=error_responses(401, 403))
-def get_settings(scope: Manager) -> WorkspaceSettingsOut:
-    return WorkspaceSettingsOut.model_validate(load_settings(scope.session))
+async def get_settings(scope: Manager) -> WorkspaceSettingsOut:
+    return WorkspaceSettingsOut.model_validate(await scope.run(load_settings))
 
 
 @router.put("", responses=error_responses(400, 401, 403, 413, 422))
-def put_settings(body: WorkspaceSettingsIn, scope: Manager) -> WorkspaceSettingsOut:
+async def put_settings(body: WorkspaceSettingsIn, scope: Manager) -> WorkspaceSettingsOut:
     changes = body.model_dump(exclude_unset=True)
     if "sla_hours" in changes and changes["sla_hours"] is not None:
         changes["sla_hours"] = {str(k): v for k, v in changes["sla_hours"].items()}
-    settings, diff = update_settings(scope.session, changes)
-    scope.audit("settings.update", "workspace_settings", changes=diff)
+    settings, diff = await scope.run(update_settings, changes)
+    await scope.audit("settings.update", "workspace_settings", changes=diff)
     return WorkspaceSettingsOut.model_validate(settings)

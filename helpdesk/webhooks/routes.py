@@ -17,12 +17,12 @@ Manager = Annotated[Scope, Depends(require(Permission.WEBHOOKS_MANAGE))]
 
 
 @router.get("", responses=error_responses(401, 403, 422))
-def list_webhooks(
+async def list_webhooks(
     scope: Manager,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WebhookPage:
-    rows = service.list_webhooks(scope.session, after_id=decode_cursor(cursor), limit=limit + 1)
+    rows = await scope.run(service.list_webhooks, after_id=decode_cursor(cursor), limit=limit + 1)
     items, next_cursor = id_page([WebhookOut.model_validate(w) for w in rows], limit)
     return WebhookPage(items=items, next_cursor=next_cursor)
 
@@ -30,11 +30,11 @@ def list_webhooks(
 @router.post(
     "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 403, 413, 422)
 )
-def create_webhook(body: WebhookIn, scope: Manager, runtime: RuntimeDep) -> WebhookOut:
+async def create_webhook(body: WebhookIn, scope: Manager, runtime: RuntimeDep) -> WebhookOut:
     allow_private = runtime.settings.webhook_allow_private_addresses
-    webhook = service.create_webhook(scope.session, body, allow_private=allow_private)
+    webhook = await scope.run(service.create_webhook, body, allow_private=allow_private)
     # The secret stays out of the audit trail, as it stays out of every response.
-    scope.audit(
+    await scope.audit(
         "webhook.create",
         "webhook",
         webhook.id,
@@ -48,7 +48,7 @@ def create_webhook(body: WebhookIn, scope: Manager, runtime: RuntimeDep) -> Webh
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 422),
 )
-def delete_webhook(webhook_id: RowId, scope: Manager) -> Response:
-    service.delete_webhook(scope.session, webhook_id)
-    scope.audit("webhook.delete", "webhook", webhook_id)
+async def delete_webhook(webhook_id: RowId, scope: Manager) -> Response:
+    await scope.run(service.delete_webhook, webhook_id)
+    await scope.audit("webhook.delete", "webhook", webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

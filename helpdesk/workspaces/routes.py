@@ -24,9 +24,9 @@ _PLATFORM = {
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 401, 403, 409, 413, 422, described=_PLATFORM),
 )
-def create_workspace(body: WorkspaceIn, scope: Operator) -> WorkspaceOut:
-    tenant = service.create_workspace(
-        scope.session,
+async def create_workspace(body: WorkspaceIn, scope: Operator) -> WorkspaceOut:
+    tenant = await scope.run(
+        service.create_workspace,
         slug=body.slug,
         name=body.name,
         admin_email=str(body.admin_email),
@@ -38,13 +38,13 @@ def create_workspace(body: WorkspaceIn, scope: Operator) -> WorkspaceOut:
 
 
 @router.get("", responses=error_responses(401, 403, 422, described=_PLATFORM))
-def list_workspaces(
+async def list_workspaces(
     scope: Operator,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WorkspacePage:
     after = decode_key_cursor(cursor)
-    tenants = service.list_workspaces(scope.session, after=after, limit=limit + 1)
+    tenants = await scope.run(service.list_workspaces, after=after, limit=limit + 1)
     items, next_cursor = key_page(
         [WorkspaceOut.model_validate(t) for t in tenants], limit, key=lambda w: w.slug
     )
@@ -52,16 +52,16 @@ def list_workspaces(
 
 
 @router.get("/{slug}", responses=error_responses(401, 403, 404, 422, described=_PLATFORM))
-def get_workspace(slug: str, scope: Operator) -> WorkspaceOut:
-    return WorkspaceOut.model_validate(registry.get_by_slug(scope.session, slug))
+async def get_workspace(slug: str, scope: Operator) -> WorkspaceOut:
+    return WorkspaceOut.model_validate(await scope.run(registry.get_by_slug, slug))
 
 
 @router.patch(
     "/{slug}", responses=error_responses(400, 401, 403, 404, 409, 413, 422, described=_PLATFORM)
 )
-def update_workspace(slug: str, body: WorkspacePatch, scope: Operator) -> WorkspaceOut:
-    tenant = service.update_workspace(
-        scope.session,
+async def update_workspace(slug: str, body: WorkspacePatch, scope: Operator) -> WorkspaceOut:
+    tenant = await scope.run(
+        service.update_workspace,
         slug,
         status=TenantStatus(body.status) if body.status else None,
         name=body.name,
@@ -75,6 +75,8 @@ def update_workspace(slug: str, body: WorkspacePatch, scope: Operator) -> Worksp
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(401, 403, 404, 422, described=_PLATFORM),
 )
-def delete_workspace(slug: str, scope: Operator) -> WorkspaceOut:
-    tenant = service.schedule_workspace_deletion(scope.session, slug, actor_id=scope.caller.user_id)
+async def delete_workspace(slug: str, scope: Operator) -> WorkspaceOut:
+    tenant = await scope.run(
+        service.schedule_workspace_deletion, slug, actor_id=scope.caller.user_id
+    )
     return WorkspaceOut.model_validate(tenant)

@@ -10,7 +10,7 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 
@@ -20,9 +20,9 @@ from sqlalchemy import Connection, Engine, event, func, select, table, text
 
 from helpdesk.app import create_app
 from helpdesk.core.settings import Settings
-from helpdesk.runtime import Runtime
+from helpdesk.runtime import RequestPath, Runtime
 from tests.support.factories import Factory, Workspace
-from tests.support.live_server import live_server
+from tests.support.live_server import LiveServer, live_server
 from tests.support.pgbouncer import PgBouncer, PgBouncerUnavailable, running_pgbouncer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -58,8 +58,13 @@ class Outcome:
 @dataclass(frozen=True)
 class Served:
     runtime: Runtime
-    base_url: str
+    server: LiveServer
+    path: RequestPath
     bouncer: PgBouncer | None
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
 
 
 @pytest.fixture
@@ -84,9 +89,10 @@ def served(
         url = bouncer.url()
         update["pgbouncer"] = True
     runtime = Runtime.connect(settings.model_copy(update=update), url)
+    app = create_app(runtime)
     try:
-        with live_server(create_app(runtime)) as server:
-            yield Served(runtime, server.base_url, bouncer)
+        with live_server(app) as server:
+            yield Served(runtime, server, app.state.request_path, bouncer)
     finally:
         runtime.engine.dispose()
 
@@ -157,7 +163,8 @@ def _session_state(conn: Connection) -> tuple[str, str, str, int]:
 def test_concurrent_requests_stay_in_their_workspace_and_leave_pool_clean(
     path: str, served: Served, factory: Factory, runtime: Runtime
 ) -> None:
-    engine = served.runtime.engine
+    # The request path's pool, opened by the app on the server's loop; no request has run yet.
+    engine = served.path.engine.sync_engine
     opened: list[int] = []
 
     def count_connect(dbapi_connection: object, _record: object) -> None:
@@ -206,10 +213,17 @@ def test_concurrent_requests_stay_in_their_workspace_and_leave_pool_clean(
     # the connections inspected below are exactly the ones that served the load.
     assert len(opened) == POOL_SIZE, opened
     default_path = _server_default_search_path(runtime.engine)
-    with ExitStack() as stack:
-        held = [stack.enter_context(engine.connect()) for _ in range(POOL_SIZE)]
-        states = [_session_state(conn) for conn in held]
-        servers = served.bouncer.show("SERVERS") if served.bouncer else []
+
+    async def pooled_states() -> list[tuple[str, str, str, int]]:
+        async with AsyncExitStack() as stack:
+            held = [
+                await stack.enter_async_context(served.path.engine.connect())
+                for _ in range(POOL_SIZE)
+            ]
+            return [await conn.run_sync(_session_state) for conn in held]
+
+    states = served.server.call(pooled_states())
+    servers = served.bouncer.show("SERVERS") if served.bouncer else []
     assert len(opened) == POOL_SIZE, opened
     assert len({pid for *_, pid in states}) == POOL_SIZE, states
     for search_path, current_user, session_user, _pid in states:

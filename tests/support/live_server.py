@@ -4,18 +4,23 @@ The TestClient runs the app in the calling thread's portal, so concurrent reques
 are not concurrent on the server; a real socket and a real event loop are.
 """
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
 
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 15.0
+CALL_TIMEOUT_SECONDS = 30.0
+
+T = TypeVar("T")
 
 
 class LiveServerError(RuntimeError):
@@ -25,6 +30,13 @@ class LiveServerError(RuntimeError):
 @dataclass(frozen=True)
 class LiveServer:
     base_url: str
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the server's event loop, where the app's async engine and its
+        pooled connections live, and return its result."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result(CALL_TIMEOUT_SECONDS)
 
 
 @contextmanager
@@ -38,7 +50,7 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
     port: int = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
-        lifespan="off",
+        lifespan="on",
         # log_config=None keeps uvicorn from reconfiguring logging (pytest owns the handlers);
         # ws="none" avoids importing a websockets stack the app never uses.
         log_config=None,
@@ -49,12 +61,16 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
+    # The loop is ours rather than uvicorn's, so a test can run coroutines on it.
+    loop = asyncio.new_event_loop()
 
     def run() -> None:
         try:
-            server.run(sockets=[sock])
+            loop.run_until_complete(server.serve(sockets=[sock]))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test's own thread
             failure.append(exc)
+        finally:
+            loop.close()
 
     thread = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
@@ -66,7 +82,7 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
             if time.monotonic() > deadline:
                 raise LiveServerError(f"uvicorn did not start within {START_TIMEOUT_SECONDS}s")
             time.sleep(0.01)
-        yield LiveServer(base_url=f"http://127.0.0.1:{port}")
+        yield LiveServer(base_url=f"http://127.0.0.1:{port}", loop=loop)
     finally:
         server.should_exit = True
         thread.join(STOP_TIMEOUT_SECONDS)
