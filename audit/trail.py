@@ -19,6 +19,7 @@ from audit.chain import GENESIS, canonical, event_hash, personal_digest, timesta
 from audit.models import AuditEvent
 from auth.caller import Caller
 from helpdesk.core.request_context import current_request
+from tenants.locks import LockKey, lock_workspace
 
 # Field names whose values are personal data: kept in ``personal``, erasable, hashed apart.
 PERSONAL_FIELDS = frozenset(
@@ -39,7 +40,6 @@ SECRET_FIELDS = frozenset({"password", "password_hash", "secret", "token", "refr
 # A key named like a secret is one wherever it sits: a caller may pass a whole body or a nested
 # object ("admin_password", {"webhook": {"signing_secret": ...}}) and it must still stay out.
 _SECRET_SUFFIXES = ("password", "password_hash", "secret", "_token")
-_CHAIN_LOCK = 3
 _NEXT_LINK = text(
     "SELECT nextval(pg_get_serial_sequence('audit_events', 'id')),"
     " coalesce((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1),"
@@ -95,9 +95,7 @@ def record_event(
     changes: dict[str, Any] | None = None,
     personal_data: bool = False,
 ) -> AuditEvent:
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), :k)"), {"k": _CHAIN_LOCK}
-    )
+    lock_workspace(session, LockKey.AUDIT_CHAIN)
     # Read under the lock: the head cannot move until this transaction ends.
     event_id, prev = session.execute(_NEXT_LINK, {"genesis": GENESIS}).one()
     request = current_request.get()

@@ -4,12 +4,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from migrations import PUBLIC_DIR
-
-# Two processes starting at once (two `helpdesk serve`, a deploy) must not both migrate.
-_MIGRATION_LOCK = 7_311_001
+from tenants.locks import LockKey, lock_platform
 
 
 def public_config() -> Config:
@@ -21,7 +19,8 @@ def public_config() -> Config:
 def upgrade_public(engine: Engine) -> None:
     config = public_config()
     with engine.begin() as connection:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        # Two processes starting at once (two `helpdesk serve`, a deploy) must not both migrate.
+        lock_platform(connection, LockKey.MIGRATIONS)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

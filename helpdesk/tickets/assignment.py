@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from auth.permissions import BUILTIN_ROLES, Permission
+from tenants.locks import LockKey, lock_workspace
 
 WORKING_STATUSES = ("open", "in_progress", "pending")
 
@@ -38,7 +39,7 @@ def least_loaded_agent(session: Session, tenant_id: uuid.UUID) -> uuid.UUID | No
     Serialised per workspace with a transaction-scoped advisory lock, so two tickets created at
     the same moment do not both pick the same agent from the same counts.
     """
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), 1)"))
+    lock_workspace(session, LockKey.ASSIGNMENT)
     return session.execute(
         text(
             "SELECT m.user_id FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
