@@ -1,6 +1,8 @@
-"""Ticket rules: intake, the status workflow, assignment, SLA and notifications."""
+"""Ticket rules: intake, the status workflow, assignment, SLA and notifications, and the one
+change path (``change_tickets``) that a person's PATCH and the jobs share."""
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -8,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from audit.trail import Actor, record_event
 from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -185,33 +188,127 @@ def list_mine(
 def update_ticket(
     session: Session, caller: Caller, ticket_id: int, patch: TicketPatch
 ) -> tuple[TicketView, dict[str, Any]]:
+    """A person's change (PATCH /tickets/{id}). The request pipeline records the request's one
+    audit event from the returned diff."""
     ticket = find_visible(session, caller, ticket_id, lock=True)
-    current = TicketStatus(ticket.status)
     changes = patch.model_dump(mode="json", exclude_unset=True)
-    if current == S.CLOSED and set(changes) - {"status"}:
-        raise Conflict("A closed ticket cannot be edited; reopen it first.", code="ticket_closed")
-    if (
-        patch.status is not None
-        and patch.status != current
-        and patch.status not in ALLOWED_MOVES[current]
-    ):
-        raise Conflict(
-            f"A ticket cannot move from {current.value!r} to {patch.status.value!r}.",
-            code="illegal_status_change",
-        )
+    # change_tickets checks the workflow again; checking it first here makes a closed ticket or
+    # an illegal move a 409 before the assign permission is looked at, whatever the body holds.
+    check_change(TicketStatus(ticket.status), changes)
     if "assignee_id" in changes:
         _check_assignee(session, caller, patch)
+    (change,) = change_tickets(session, [(ticket, changes)], audit_as=None)
+    return change.view, change.diff
 
-    diff = _apply(session, ticket, changes)
-    now = datetime.now(UTC)
-    if "status" in diff:
-        ticket.status_changed_at = now
-    if diff:
-        ticket.updated_at = now
+
+@dataclass(frozen=True, slots=True)
+class TicketChange:
+    """One ticket after a change, and what changed: ``{field: {before, after}}``."""
+
+    view: TicketView
+    diff: dict[str, Any]
+
+
+# What a change may set. Columns the workflow keeps (status_changed_at, updated_at, the first
+# response) are set by the rules, never asked for.
+CHANGEABLE = frozenset(
+    {
+        "title",
+        "description",
+        "status",
+        "priority",
+        "category",
+        "tags",
+        "assignee_id",
+        "escalated",
+        "sla_breached",
+    }
+)
+# Fields that always hold a value: a null in a change means "leave as is".
+_NEVER_NULL = frozenset(
+    {"title", "description", "status", "priority", "tags", "escalated", "sla_breached"}
+)
+
+
+def check_change(current: TicketStatus, changes: Mapping[str, Any]) -> None:
+    """The workflow every change obeys, whoever makes it: a closed ticket can only be reopened
+    (a change that names any other field is refused), and a status moves only along
+    ``ALLOWED_MOVES``. Raises Conflict; a pure rule, so it is tested as a table."""
+    if current == S.CLOSED and set(changes) - {"status"}:
+        raise Conflict("A closed ticket cannot be edited; reopen it first.", code="ticket_closed")
+    target = changes.get("status")
+    if (
+        target is not None
+        and target != current
+        and TicketStatus(target) not in ALLOWED_MOVES[current]
+    ):
+        raise Conflict(
+            f"A ticket cannot move from {current.value!r} to {TicketStatus(target).value!r}.",
+            code="illegal_status_change",
+        )
+
+
+def change_tickets(
+    session: Session,
+    edits: Sequence[tuple[Ticket, Mapping[str, Any]]],
+    *,
+    audit_as: Actor | None,
+    now: datetime | None = None,
+) -> list[TicketChange]:
+    """The one way a ticket changes, whether a person or a job asks: the workflow check, the
+    diff, ``status_changed_at`` and ``updated_at``, the ``ticket.updated`` webhook event, the
+    e-mails a change sends (resolved, newly assigned), and the audit event.
+
+    ``edits`` pairs each ticket, already locked by the caller (``FOR UPDATE``), with the values
+    to set, in their JSON form (``CHANGEABLE`` fields). Every edit is checked before anything is
+    written, so a refused edit leaves the whole batch unwritten. ``audit_as`` is the actor a job
+    records each changed ticket's ``ticket.update`` event as (``Actor.system(job)``); ``None``
+    when the request pipeline records the request's one event itself, from the returned diff.
+    Returns one TicketChange per edit, in order; an empty diff means nothing changed.
+    """
+    for ticket, changes in edits:
+        unknown = set(changes) - CHANGEABLE
+        if unknown:
+            raise ValueError(f"not changeable ticket fields: {sorted(unknown)}")
+        check_change(TicketStatus(ticket.status), changes)
+    now = now or datetime.now(UTC)
+    diffs: list[dict[str, Any]] = []
+    for ticket, changes in edits:
+        diff = _apply(session, ticket, changes)
+        if "status" in diff:
+            ticket.status_changed_at = now
+        if diff:
+            ticket.updated_at = now
+        diffs.append(diff)
     session.flush()
-    view = views(session, [ticket])[0]
-    if diff:
-        publish_event(session, "ticket.updated", _event_payload(view, diff))
+    changed = [
+        TicketChange(view, diff)
+        for view, diff in zip(views(session, [t for t, _ in edits]), diffs, strict=True)
+    ]
+    for change in changed:
+        if change.diff:
+            _announce(session, change)
+    if audit_as is not None:
+        # Audit last: the first append takes the workspace's chain lock, which every audited
+        # request also needs, and holds it to commit; this keeps that stretch short.
+        for change in changed:
+            if change.diff:
+                record_event(
+                    session,
+                    actor=audit_as,
+                    action="ticket.update",
+                    target_type="ticket",
+                    target_id=change.view.ticket.id,
+                    changes=change.diff,
+                )
+    return changed
+
+
+def _announce(session: Session, change: TicketChange) -> None:
+    """What a change tells the outside world, through the outbox (sent after commit)."""
+    view, diff = change.view, change.diff
+    ticket = view.ticket
+    publish_event(session, "ticket.updated", _event_payload(view, diff))
     if diff.get("status", {}).get("after") == S.RESOLVED and view.customer is not None:
         queue_email(
             session,
@@ -222,23 +319,26 @@ def update_ticket(
         )
     if "assignee_id" in diff and ticket.assignee_id is not None:
         _notify_assignee(session, ticket)
-    return view, diff
 
 
-def _apply(session: Session, ticket: Ticket, changes: dict[str, Any]) -> dict[str, Any]:
+def _json_form(value: Any) -> Any:
+    """A column's value as a change carries it: UUIDs as strings, the rest as stored."""
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def _apply(session: Session, ticket: Ticket, changes: Mapping[str, Any]) -> dict[str, Any]:
     """Set the changed fields; return {field: {before, after}} for those that really changed."""
     diff: dict[str, Any] = {}
     for field, value in changes.items():
-        if value is None and field in ("title", "description", "status", "priority", "tags"):
-            continue  # fields that always hold a value: null means "leave as is"
+        if value is None and field in _NEVER_NULL:
+            continue
         if field == "tags":
             old_tags = repository.tags_for(session, [ticket.id])[ticket.id]
             if value != old_tags:
                 repository.replace_tags(session, ticket.id, value)
                 diff["tags"] = {"before": old_tags, "after": value}
             continue
-        old = getattr(ticket, field)
-        before = str(old) if old is not None else None
+        before = _json_form(getattr(ticket, field))
         if before != value:
             setattr(ticket, field, value)
             diff[field] = {"before": before, "after": value}
