@@ -1,9 +1,12 @@
 """Retention: a workspace's policy, and the job that purges closed tickets and old audit events.
 
 A run holds the workspace's retention lock (a transaction-scoped advisory lock) in the caller's
-transaction, the request's or the job's own, from start to end, so one run at a time reaches a
-workspace; the deletes themselves go in short transactions of at most ``batch_size`` rows, so no
-row lock is held for long and the rest of the workspace keeps working. Audit events go oldest
+transaction, the request's or the job runner's, from start to end, so one run at a time reaches
+a workspace; the deletes themselves go in short transactions of at most ``batch_size`` rows
+(``tenants.jobs.WorkspaceRun.batches_in_transactions``), so no row lock is held for long and the
+rest of the workspace keeps working. The scheduled job is the one per-workspace runner's
+(``tenants.jobs``), in active and suspended workspaces alike: a suspension stops the workspace's
+users, not its retention policy. Audit events go oldest
 first, and every batch records a checkpoint with the hash of its last event, so the remaining
 chain still verifies (``audit.queries.chain_start``).
 
@@ -15,28 +18,26 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import takewhile
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.models import AuditCheckpoint, RetentionPolicy
 from audit.trail import Actor, record_event
-from helpdesk.core.db import set_tenant_scope, tenant_transaction, transaction
-from helpdesk.core.errors import AppError, Conflict
+from helpdesk.core.db import set_tenant_scope
+from helpdesk.core.errors import Conflict
 from tenants.context import TenantRef
+from tenants.jobs import Job, JobReport, WorkspaceRun, run_each_workspace
+from tenants.locks import LockKey, try_lock_workspace
 from tenants.models import TenantStatus
-from tenants.registry import get_by_slug, list_tenants, to_ref
 
 POLICY_FIELDS = ("closed_ticket_days", "audit_event_days", "legal_hold")
+RETENTION_JOB = "retention"  # the command, and the system actor its runs are audited as
 DEFAULT_BATCH_SIZE = 1000
-# Advisory lock keys are (hashtext(schema), k): 1 assignment, 3 the audit chain, 5 retention.
-_RETENTION_LOCK = 5
-
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), :k)")
 # Closed tickets in id order through ix_tickets_status_id, resuming after the last batch, so a
 # run reads each closed ticket once. A ticket some request holds (being reopened, say) is left
 # for the next run rather than waited for; the lock re-checks the row, so one reopened since
@@ -147,56 +148,55 @@ def run_retention(
     now: datetime | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> RetentionReport:
-    """Purge (or count, with ``dry_run``) what the workspace's policy no longer keeps.
+    """A run on demand (``POST /retention/run``): take the workspace's retention lock in
+    ``session``, the caller's transaction, already in ``tenant``'s scope, and ``retain``.
 
-    ``session`` is the run's own transaction, already in ``tenant``'s scope: it takes the
-    workspace's retention lock, which holds until that transaction ends, and is where the caller
-    records the run's audit event. Deletes go in transactions of their own from ``sessions``.
-    Raises Conflict if another run holds the lock.
+    The lock holds until that transaction ends, which is where the caller records the run's
+    audit event. Raises Conflict if another run holds the lock.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    if not session.scalar(_TRY_LOCK, {"k": _RETENTION_LOCK}):
+    if not try_lock_workspace(session, LockKey.RETENTION):
         raise Conflict(
             "A retention run is already under way in this workspace; try again when it ends.",
             code="retention_running",
         )
-    now = now or datetime.now(UTC)
-    policy = load_policy(session)
+    return retain(
+        WorkspaceRun(tenant, session, sessions, now or datetime.now(UTC), batch_size),
+        dry_run=dry_run,
+    )
+
+
+def retain(run: WorkspaceRun, *, dry_run: bool) -> RetentionReport:
+    """Purge (or count, with ``dry_run``) what the workspace's policy no longer keeps. The
+    caller holds the retention lock in ``run.session``; deletes go in transactions of their own.
+    """
+    policy = load_policy(run.session)
     report = RetentionReport(
-        workspace=tenant.slug,
+        workspace=run.tenant.slug,
         dry_run=dry_run,
         legal_hold=policy.legal_hold,
         closed_ticket_days=policy.closed_ticket_days,
         audit_event_days=policy.audit_event_days,
-        ticket_cutoff=_cutoff(now, policy.closed_ticket_days),
-        audit_cutoff=_cutoff(now, policy.audit_event_days),
+        ticket_cutoff=_cutoff(run.now, policy.closed_ticket_days),
+        audit_cutoff=_cutoff(run.now, policy.audit_event_days),
     )
     if policy.legal_hold:
         return report  # a legal hold keeps everything
     if report.ticket_cutoff is not None:
         if dry_run:
             params = {"cutoff": report.ticket_cutoff}
-            report.tickets = session.execute(_COUNT_EXPIRED_TICKETS, params).scalar_one()
-            report.comments = session.execute(_COUNT_EXPIRED_COMMENTS, params).scalar_one()
+            report.tickets = run.session.execute(_COUNT_EXPIRED_TICKETS, params).scalar_one()
+            report.comments = run.session.execute(_COUNT_EXPIRED_COMMENTS, params).scalar_one()
         else:
-            _purge_tickets(
-                sessions, tenant, report, cutoff=report.ticket_cutoff, batch_size=batch_size
-            )
+            _purge_tickets(run, report, cutoff=report.ticket_cutoff)
     if report.audit_cutoff is not None:
         if dry_run:
-            report.audit_events = session.execute(
+            report.audit_events = run.session.execute(
                 _COUNT_EXPIRED_EVENTS, {"cutoff": report.audit_cutoff}
             ).scalar_one()
         else:
-            _purge_events(
-                sessions,
-                tenant,
-                report,
-                cutoff=report.audit_cutoff,
-                now=now,
-                batch_size=batch_size,
-            )
+            _purge_events(run, report, cutoff=report.audit_cutoff)
     return report
 
 
@@ -208,75 +208,66 @@ def _rowcount(result: Result[Any]) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
-def _purge_tickets(
-    sessions: sessionmaker[Session],
-    tenant: TenantRef,
-    report: RetentionReport,
-    *,
-    cutoff: datetime,
-    batch_size: int,
-) -> None:
-    after = 0
-    while True:
-        with tenant_transaction(sessions, tenant.schema_name, tenant.role_name) as batch:
-            params = {"cutoff": cutoff, "after": after, "limit": batch_size}
-            ids = list(batch.scalars(_EXPIRED_TICKETS, params))
-            if ids:
-                report.comments += _rowcount(batch.execute(_DELETE_COMMENTS, {"ids": ids}))
-                report.tickets += _rowcount(batch.execute(_DELETE_TICKETS, {"ids": ids}))
-                report.batches += 1
-        if len(ids) < batch_size:
-            return
-        after = ids[-1]
+def _purge_tickets(run: WorkspaceRun, report: RetentionReport, *, cutoff: datetime) -> None:
+    def purge(batch: Session, after: int) -> list[int]:
+        params = {"cutoff": cutoff, "after": after, "limit": run.batch_size}
+        ids = list(batch.scalars(_EXPIRED_TICKETS, params))
+        if ids:
+            report.comments += _rowcount(batch.execute(_DELETE_COMMENTS, {"ids": ids}))
+            report.tickets += _rowcount(batch.execute(_DELETE_TICKETS, {"ids": ids}))
+        return ids
+
+    report.batches += run.batches_in_transactions(purge).batches
 
 
-def _purge_events(
-    sessions: sessionmaker[Session],
-    tenant: TenantRef,
-    report: RetentionReport,
-    *,
-    cutoff: datetime,
-    now: datetime,
-    batch_size: int,
-) -> None:
+def _purge_events(run: WorkspaceRun, report: RetentionReport, *, cutoff: datetime) -> None:
     # No chain lock needed: appends only ever add at the head, and a writer reading the head
     # sees, in one statement's snapshot, either the events or the checkpoint that replaced them.
-    while True:
-        with tenant_transaction(sessions, tenant.schema_name, tenant.role_name) as batch:
-            oldest = batch.execute(_OLDEST_EVENTS, {"limit": batch_size}).all()
-            expired = list(takewhile(lambda e: e.occurred_at < cutoff, oldest))
-            if expired:
-                last = expired[-1]
-                with owner_role(batch, tenant):
-                    batch.add(
-                        AuditCheckpoint(
-                            created_at=now,
-                            last_purged_id=last.id,
-                            last_hash=last.hash,
-                            purged_count=len(expired),
-                        )
+    def purge(batch: Session, _after: int) -> list[int]:
+        # Always the oldest events: the ones before them are gone.
+        oldest = batch.execute(_OLDEST_EVENTS, {"limit": run.batch_size}).all()
+        expired = list(takewhile(lambda e: e.occurred_at < cutoff, oldest))
+        if expired:
+            last = expired[-1]
+            with owner_role(batch, run.tenant):
+                batch.add(
+                    AuditCheckpoint(
+                        created_at=run.now,
+                        last_purged_id=last.id,
+                        last_hash=last.hash,
+                        purged_count=len(expired),
                     )
-                    batch.flush()
-                    purged = _rowcount(batch.execute(_DELETE_EVENTS, {"last_id": last.id}))
-                report.audit_events += purged
-                report.checkpoints += 1
-                report.batches += 1
-        if len(expired) < batch_size:
-            return
+                )
+                batch.flush()
+                purged = _rowcount(batch.execute(_DELETE_EVENTS, {"last_id": last.id}))
+            report.audit_events += purged
+            report.checkpoints += 1
+        return [event.id for event in expired]
+
+    report.batches += run.batches_in_transactions(purge).batches
 
 
-@dataclass(frozen=True, slots=True)
-class WorkspaceOutcome:
-    """One workspace's part in a scheduled run: its report, or why it has none."""
+def _retention_run(run: WorkspaceRun, *, dry_run: bool) -> RetentionReport:
+    report = retain(run, dry_run=dry_run)
+    record_event(
+        run.session,
+        actor=Actor.system(RETENTION_JOB),
+        action="retention.run",
+        target_type="retention_policy",
+        changes=report.audit_changes(),
+    )
+    return report
 
-    slug: str
-    report: RetentionReport | None = None
-    skipped: str | None = None  # another run held the lock; the workspace is being deleted
-    error: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+def retention_job(*, dry_run: bool = False) -> Job[RetentionReport]:
+    """The scheduled job: each run audited as the system's, in the run's own transaction."""
+    return Job(
+        RETENTION_JOB,
+        LockKey.RETENTION,
+        partial(_retention_run, dry_run=dry_run),
+        DEFAULT_BATCH_SIZE,
+        statuses=frozenset({TenantStatus.ACTIVE, TenantStatus.SUSPENDED}),
+    )
 
 
 def run_retention_job(
@@ -286,62 +277,9 @@ def run_retention_job(
     dry_run: bool = False,
     now: datetime | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> list[WorkspaceOutcome]:
-    """The scheduled job: every workspace (or ``slugs``), one at a time, each run audited as the
-    system's. A failure in one workspace is reported and the others still run."""
-    tenants = _workspaces(sessions, slugs)
-    outcomes: list[WorkspaceOutcome] = []
-    for tenant in tenants:
-        if isinstance(tenant, WorkspaceOutcome):
-            outcomes.append(tenant)
-        elif tenant.status == TenantStatus.DELETING.value:
-            outcomes.append(WorkspaceOutcome(tenant.slug, skipped="deletion scheduled"))
-        else:
-            outcomes.append(_run_one(sessions, tenant, dry_run, now, batch_size))
-    return outcomes
-
-
-def _run_one(
-    sessions: sessionmaker[Session],
-    tenant: TenantRef,
-    dry_run: bool,
-    now: datetime | None,
-    batch_size: int,
-) -> WorkspaceOutcome:
-    try:
-        with tenant_transaction(sessions, tenant.schema_name, tenant.role_name) as session:
-            report = run_retention(
-                session, sessions, tenant, dry_run=dry_run, now=now, batch_size=batch_size
-            )
-            record_event(
-                session,
-                actor=Actor.system("retention"),
-                action="retention.run",
-                target_type="retention_policy",
-                changes=report.audit_changes(),
-            )
-    except Conflict as busy:
-        return WorkspaceOutcome(tenant.slug, skipped=busy.detail)
-    except (AppError, SQLAlchemyError) as exc:
-        # What was purged before the failure stays purged, batch by batch; a rerun resumes.
-        return WorkspaceOutcome(tenant.slug, error=str(exc).splitlines()[0])
-    return WorkspaceOutcome(tenant.slug, report=report)
-
-
-def _workspaces(
-    sessions: sessionmaker[Session], slugs: Sequence[str] | None
-) -> list[TenantRef | WorkspaceOutcome]:
-    found: list[TenantRef | WorkspaceOutcome] = []
-    with transaction(sessions) as session:
-        if slugs is not None:
-            for slug in slugs:
-                try:
-                    found.append(to_ref(get_by_slug(session, slug)))
-                except AppError as exc:
-                    found.append(WorkspaceOutcome(slug, error=exc.detail))
-            return found
-        after: str | None = None
-        while page := list_tenants(session, after=after, limit=500):
-            found.extend(to_ref(t) for t in page)
-            after = page[-1].slug
-    return found
+) -> JobReport[RetentionReport]:
+    """Every workspace (or ``slugs``), one at a time, through the one job runner. A failure in
+    one workspace is reported and the others still run."""
+    return run_each_workspace(
+        sessions, retention_job(dry_run=dry_run), slugs=slugs, now=now, batch_size=batch_size
+    )

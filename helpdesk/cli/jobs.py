@@ -26,18 +26,20 @@ TenantOption = Annotated[
 
 
 def _run_sla_job(job: str, tenant: list[str] | None, batch_size: int) -> None:
-    from helpdesk.sla.jobs import run_job
+    from helpdesk.sla.jobs import run_job, tickets_changed
 
     with open_runtime() as runtime:
         report = run_job(runtime, job, slugs=tenant, batch_size=batch_size)
     table = Table("workspace", "changed", "batches", "note", title=f"{job} at {report.now:%c %Z}")
     for run in report.workspaces:
         note = f"[red]failed[/]: {run.error}" if run.error else (run.skipped or "")
-        table.add_row(run.slug, str(run.changed), str(run.batches), note)
+        done = run.result
+        changed, batches = (str(done.changed), str(done.batches)) if done else ("0", "0")
+        table.add_row(run.slug, changed, batches, note)
     out.print(table)
     err.print(
-        f"{job}: {report.changed} ticket(s) changed in {len(report.workspaces)} workspace(s); "
-        f"{len(report.skipped)} skipped, {len(report.failed)} failed"
+        f"{job}: {tickets_changed(report)} ticket(s) changed in {len(report.workspaces)}"
+        f" workspace(s); {len(report.skipped)} skipped, {len(report.failed)} failed"
     )
     raise typer.Exit(0 if report.ok else 1)
 
@@ -116,15 +118,15 @@ def retention(
     from audit.retention import run_retention_job
 
     with open_runtime() as runtime:
-        outcomes = run_retention_job(
+        run = run_retention_job(
             runtime.sessions, slugs=tenant, dry_run=dry_run, batch_size=batch_size
         )
     title = "Retention (dry run: nothing removed)" if dry_run else "Retention"
     table = Table(
         "workspace", "tickets", "comments", "audit events", "batches", "note", title=title
     )
-    for outcome in outcomes:
-        report = outcome.report
+    for outcome in run.workspaces:
+        report = outcome.result
         if report is None:
             note = "[red]failed[/]" if outcome.error else "skipped"
             table.add_row(outcome.slug, "-", "-", "-", "-", note)
@@ -140,4 +142,4 @@ def retention(
             "legal hold: nothing removed" if report.legal_hold else "",
         )
     out.print(table)
-    raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)
+    raise typer.Exit(0 if run.ok else 1)

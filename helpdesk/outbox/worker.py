@@ -1,12 +1,15 @@
 """The delivery worker: sends due outbox messages (webhooks over HTTP, e-mails over SMTP).
 
-Each workspace is worked in turn, under its own schema and role, and each batch in three steps:
+Delivery is a job of the one per-workspace runner (``tenants.jobs``): each active workspace in
+turn, under its own schema and role and its delivery lock, so a second worker skips a workspace
+another is delivering. Each batch goes in three steps:
 
-1. claim: in a short transaction, lock due rows with ``FOR UPDATE SKIP LOCKED`` (so concurrent
-   workers take disjoint rows) and push their ``next_attempt_at`` past the time the batch can
-   take, a lease that keeps other workers off them once the lock is released;
-2. send, outside any transaction, so no database connection or row lock is held across network
-   I/O;
+1. claim: in a short transaction, lock due rows with ``FOR UPDATE SKIP LOCKED`` (a row some
+   request holds is not waited for) and push their ``next_attempt_at`` past the time the batch
+   can take, a lease that keeps every later claim off them once the row lock is released;
+2. send, outside the claim's transaction, so no row lock is held across network I/O (the one
+   connection held meanwhile is the runner's, idle in the transaction that holds the workspace's
+   delivery lock: no row lock, no snapshot, so it holds back neither writers nor vacuum);
 3. record: in another transaction, one ``DeliveryAttempt`` per send and the message's new state.
 
 Delivery is at least once: a worker that dies between sending and recording leaves its rows to be
@@ -23,25 +26,25 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from helpdesk.core.db import tenant_transaction, transaction
+from helpdesk.core.settings import Settings
 from helpdesk.outbox.mailer import SMTP_TIMEOUT_SECONDS, Mailer, MailError
 from helpdesk.outbox.models import DeliveryAttempt, OutboxMessage
 from helpdesk.runtime import Runtime
 from helpdesk.webhooks.addresses import resolved_address_problem
 from helpdesk.webhooks.models import Webhook
-from tenants.context import TenantRef
-from tenants.models import Tenant, TenantStatus
-from tenants.registry import to_ref
+from tenants.jobs import Job, JobReport, WorkspaceRun, run_each_workspace
+from tenants.locks import LockKey
 
 log = logging.getLogger("helpdesk.outbox")
 
+DELIVERY_JOB = "deliver-webhooks"  # the command's name; it sends e-mails too
 BATCH_SIZE = 20
 # Per workspace and pass, so one workspace's backlog cannot starve the others; the rest waits
 # for the next pass.
@@ -85,7 +88,8 @@ class Result:
 
 @dataclass(slots=True)
 class DeliveryReport:
-    """What one run did; ``retrying`` counts messages that will be tried again later."""
+    """What one workspace's delivery, or a whole pass, did; ``retrying`` counts messages that
+    will be tried again later, ``errors`` the workspaces that failed."""
 
     tenants: int = 0
     delivered: int = 0
@@ -101,12 +105,21 @@ class DeliveryReport:
         else:
             self.retrying += 1
 
-    def merge(self, other: "DeliveryReport") -> None:
-        self.tenants += other.tenants
-        self.delivered += other.delivered
-        self.retrying += other.retrying
-        self.failed += other.failed
-        self.errors.extend(other.errors)
+    @classmethod
+    def total(cls, run: JobReport["DeliveryReport"]) -> "DeliveryReport":
+        """A whole pass: the workspaces delivered in and their counts, summed, and each failed
+        workspace's error."""
+        total = cls(
+            errors=[
+                f"{outcome.slug}: {outcome.error}" for outcome in run.workspaces if outcome.error
+            ]
+        )
+        for part in run.results:
+            total.tenants += part.tenants
+            total.delivered += part.delivered
+            total.retrying += part.retrying
+            total.failed += part.failed
+        return total
 
     def summary(self) -> str:
         text = (
@@ -152,74 +165,50 @@ def deliver_all(
     wall clock. Suspended and deleting workspaces are skipped: their messages wait, not fail.
     A database error in one workspace is reported and does not stop the others.
     """
-    report = DeliveryReport()
-    with transaction(runtime.sessions) as session:
-        tenants = _active_tenants(session, slugs)
     with _http_client(runtime) as http, _mailer(runtime) as mailer:
-        for tenant in tenants:
-            try:
-                report.merge(
-                    deliver_tenant(
-                        runtime,
-                        tenant,
-                        now=now,
-                        batch_size=batch_size,
-                        max_batches=max_batches,
-                        http=http,
-                        mailer=mailer,
-                    )
-                )
-            except SQLAlchemyError as exc:
-                log.exception("delivery failed in workspace %s", tenant.slug)
-                report.errors.append(f"{tenant.slug}: {type(exc).__name__}")
-    return report
+        job = delivery_job(runtime.settings, http=http, mailer=mailer, max_batches=max_batches)
+        run = run_each_workspace(runtime.sessions, job, slugs=slugs, now=now, batch_size=batch_size)
+    return DeliveryReport.total(run)
 
 
-def deliver_tenant(
-    runtime: Runtime,
-    tenant: TenantRef,
+def delivery_job(
+    settings: Settings,
     *,
-    now: datetime | None = None,
-    batch_size: int = BATCH_SIZE,
+    http: httpx.Client,
+    mailer: Mailer | None,
     max_batches: int = MAX_BATCHES,
-    http: httpx.Client | None = None,
-    mailer: Mailer | None = None,
-) -> DeliveryReport:
-    """Send one workspace's due messages. The tenant is passed in, never looked up from context,
-    so the job cannot run under another workspace's scope.
+) -> Job[DeliveryReport]:
+    """The delivery job for the runner, with the pass's clients (``mailer=None``: no SMTP relay
+    is configured, and e-mails wait in the outbox rather than fail)."""
+    work = partial(deliver, settings=settings, http=http, mailer=mailer, max_batches=max_batches)
+    return Job(DELIVERY_JOB, LockKey.DELIVERY, work, BATCH_SIZE)
 
-    ``http`` and ``mailer`` are the run's clients (``mailer=None``: no SMTP relay, e-mails wait);
-    without ``http`` both are made from the settings for this call.
-    """
-    if http is None:
-        with _http_client(runtime) as own_http, _mailer(runtime) as own_mailer:
-            return deliver_tenant(
-                runtime,
-                tenant,
-                now=now,
-                batch_size=batch_size,
-                max_batches=max_batches,
-                http=own_http,
-                mailer=own_mailer,
-            )
-    clock: Clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
-    settings = runtime.settings
+
+def deliver(
+    run: WorkspaceRun,
+    *,
+    settings: Settings,
+    http: httpx.Client,
+    mailer: Mailer | None,
+    max_batches: int,
+) -> DeliveryReport:
+    """Send one workspace's due messages, at most ``max_batches`` batches of ``run.batch_size``,
+    so one workspace's backlog cannot starve the others; the rest waits for the next pass."""
     # Without an SMTP relay e-mails stay queued until one is configured; they are not failed.
     kinds = ("webhook", "email") if mailer is not None else ("webhook",)
     per_message = max(settings.webhook_timeout_seconds, SMTP_TIMEOUT_SECONDS)
+    allow_private = settings.webhook_allow_private_addresses
     report = DeliveryReport(tenants=1)
-    for _ in range(max_batches):
-        batch = _claim(
-            runtime, tenant, clock(), limit=batch_size, kinds=kinds, per_message_seconds=per_message
-        )
-        if not batch:
-            break
-        allow_private = settings.webhook_allow_private_addresses
-        results = [_send(message, http, mailer, clock, allow_private) for message in batch]
-        for result, gave_up in _record(runtime, tenant, results, clock()):
+
+    def batch(_after: int) -> list[int]:
+        # Due order, not id order: a claimed row's lease moves it out of the next claim anyway.
+        claimed = _claim(run, run.clock(), kinds=kinds, per_message_seconds=per_message)
+        results = [_send(message, http, mailer, run.clock, allow_private) for message in claimed]
+        for result, gave_up in _record(run, settings, results, run.clock()):
             report.count(result.outcome, gave_up=gave_up)
-        if len(batch) < batch_size:
-            break
+        return [message.id for message in claimed]
+
+    run.batches(batch, max_batches=max_batches)
     return report
 
 
@@ -245,13 +234,6 @@ def run_worker(
             return
 
 
-def _active_tenants(session: Session, slugs: Sequence[str] | None) -> list[TenantRef]:
-    query = select(Tenant).where(Tenant.status == TenantStatus.ACTIVE.value).order_by(Tenant.slug)
-    if slugs is not None:
-        query = query.where(Tenant.slug.in_(list(slugs)))
-    return [to_ref(tenant) for tenant in session.scalars(query)]
-
-
 def _http_client(runtime: Runtime) -> httpx.Client:
     # Redirects are not followed: a subscription delivers to the URL its admin registered.
     return httpx.Client(
@@ -266,15 +248,9 @@ def _mailer(runtime: Runtime) -> Mailer | nullcontext[None]:
 
 
 def _claim(
-    runtime: Runtime,
-    tenant: TenantRef,
-    now: datetime,
-    *,
-    limit: int,
-    kinds: Sequence[str],
-    per_message_seconds: float,
+    run: WorkspaceRun, now: datetime, *, kinds: Sequence[str], per_message_seconds: float
 ) -> list[Claimed]:
-    with tenant_transaction(runtime.sessions, tenant.schema_name, tenant.role_name) as session:
+    with run.transaction() as session:
         rows = session.execute(
             select(OutboxMessage, Webhook.url, Webhook.secret, Webhook.active)
             .outerjoin(Webhook, Webhook.id == OutboxMessage.webhook_id)
@@ -285,7 +261,7 @@ def _claim(
                 OutboxMessage.kind.in_(kinds),
             )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
+            .limit(run.batch_size)
             .with_for_update(of=OutboxMessage, skip_locked=True)
         ).all()
         lease_until = now + timedelta(seconds=per_message_seconds * len(rows)) + LEASE_MARGIN
@@ -370,12 +346,13 @@ def _send_email(message: Claimed, mailer: Mailer, at: datetime) -> Result:
 
 
 def _record(
-    runtime: Runtime, tenant: TenantRef, results: Sequence[Result], now: datetime
+    run: WorkspaceRun, settings: Settings, results: Sequence[Result], now: datetime
 ) -> list[tuple[Result, bool]]:
     """Write each attempt and the message's new state; return (result, gave_up) per message."""
-    settings = runtime.settings
     recorded: list[tuple[Result, bool]] = []
-    with tenant_transaction(runtime.sessions, tenant.schema_name, tenant.role_name) as session:
+    if not results:
+        return recorded
+    with run.transaction() as session:
         for result in results:
             message = session.get(OutboxMessage, result.outbox_id, with_for_update=True)
             if message is None or message.delivered_at or message.failed_at:
@@ -406,7 +383,7 @@ def _record(
                     "gave up on outbox message %s (%s) in %s after %s attempt(s): %s",
                     message.id,
                     message.event,
-                    tenant.slug,
+                    run.tenant.slug,
                     message.attempts,
                     error,
                 )

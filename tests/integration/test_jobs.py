@@ -19,10 +19,12 @@ from audit.models import AuditEvent
 from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.outbox.models import OutboxMessage
 from helpdesk.runtime import Runtime
-from helpdesk.sla.jobs import BUSY, LOCK_KEYS, Job, JobReport, WorkspaceRun, run_job
+from helpdesk.sla import jobs
+from helpdesk.sla.jobs import TicketsChanged, run_job, tickets_changed
 from helpdesk.sla.models import WorkspaceSettings
 from helpdesk.tickets.models import Comment, Ticket
 from helpdesk.webhooks.models import Webhook
+from tenants.jobs import BUSY, Job, JobReport, WorkspaceOutcome
 from tenants.models import TenantStatus
 from tenants.registry import get_by_slug, set_status
 from tests.support.factories import Factory, Workspace
@@ -33,6 +35,8 @@ API = "/api/v1"
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 SOMEONE = uuid.UUID("00000000-0000-4000-8000-000000000001")
 ESCALATION_FIELDS = ("priority", "escalated", "sla_breached")
+Report = JobReport[TicketsChanged]
+TicketJob = Job[TicketsChanged]
 
 
 @contextmanager
@@ -42,12 +46,12 @@ def scope(runtime: Runtime, ws: Workspace) -> Iterator[Session]:
 
 
 @contextmanager
-def lock_held_elsewhere(runtime: Runtime, ws: Workspace, job: Job) -> Iterator[None]:
+def lock_held_elsewhere(runtime: Runtime, ws: Workspace, job: TicketJob) -> Iterator[None]:
     """Another process mid-run: a transaction in the workspace's scope holding the job's lock."""
     with scope(runtime, ws) as holder:
         holder.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), :k)"),
-            {"k": LOCK_KEYS[job]},
+            {"k": int(job.lock)},
         )
         yield
 
@@ -85,20 +89,27 @@ def fields(runtime: Runtime, ws: Workspace, names: tuple[str, ...]) -> list[tupl
         ]
 
 
-def job_events(runtime: Runtime, ws: Workspace, job: Job) -> list[AuditEvent]:
+def job_events(runtime: Runtime, ws: Workspace, job: TicketJob) -> list[AuditEvent]:
     with scope(runtime, ws) as session:
         return list(
             session.scalars(
                 select(AuditEvent)
-                .where(AuditEvent.actor_role == f"system:{job.value}")
+                .where(AuditEvent.actor_role == f"system:{job.name}")
                 .order_by(AuditEvent.id)
             )
         )
 
 
-def only(report: JobReport) -> WorkspaceRun:
+def outcome(report: Report) -> WorkspaceOutcome[TicketsChanged]:
     (run,) = report.workspaces
     return run
+
+
+def only(report: Report) -> TicketsChanged:
+    """The one workspace's result: the run worked it."""
+    result = outcome(report).result
+    assert result is not None, outcome(report)
+    return result
 
 
 # Each row: a ticket as it stands at NOW, and its priority, escalated and sla_breached after
@@ -133,7 +144,7 @@ def test_escalation_raises_overdue_open_unassigned_unanswered_tickets_once(
     again = run_job(runtime, "escalate", [ws.slug], now=NOW)
     assert only(again).changed == 0
     assert snapshot(runtime, ws) == before
-    assert len(job_events(runtime, ws, Job.ESCALATE)) == 4
+    assert len(job_events(runtime, ws, jobs.ESCALATE)) == 4
 
 
 def test_an_escalation_is_audited_and_sent_to_webhooks_like_an_api_change(
@@ -159,7 +170,7 @@ def test_an_escalation_is_audited_and_sent_to_webhooks_like_an_api_change(
         True,
         True,
     )
-    (event,) = job_events(runtime, ws, Job.ESCALATE)
+    (event,) = job_events(runtime, ws, jobs.ESCALATE)
     assert (event.action, event.target_type, event.target_id, event.actor_id) == (
         "ticket.update",
         "ticket",
@@ -186,30 +197,30 @@ def test_updates_go_in_bounded_batches(runtime: Runtime, ws: Workspace) -> None:
     assert {p for (p,) in fields(runtime, ws, ("priority",))} == {"medium"}
 
 
-@pytest.mark.parametrize("job", list(Job))
+@pytest.mark.parametrize("job", [jobs.ESCALATE, jobs.AUTO_CLOSE], ids=lambda job: job.name)
 def test_a_workspace_whose_lock_another_process_holds_is_skipped(
-    runtime: Runtime, ws: Workspace, job: Job
+    runtime: Runtime, ws: Workspace, job: TicketJob
 ) -> None:
     add_tickets(
         runtime, ws, {}, {"status": "pending", "status_changed_at": NOW - timedelta(days=30)}
     )
     before = snapshot(runtime, ws)
     with lock_held_elsewhere(runtime, ws, job):
-        busy = run_job(runtime, job.value, [ws.slug], now=NOW)
+        busy = run_job(runtime, job.name, [ws.slug], now=NOW)
         assert snapshot(runtime, ws) == before
-    assert (only(busy).skipped, only(busy).changed, busy.ok, busy.skipped) == (
+    assert (outcome(busy).skipped, outcome(busy).result, busy.ok, busy.skipped) == (
         BUSY,
-        0,
+        None,
         True,
         [ws.slug],
     )
-    done = only(run_job(runtime, job.value, [ws.slug], now=NOW))
-    assert (done.skipped, done.changed) == (None, 1)
+    done = run_job(runtime, job.name, [ws.slug], now=NOW)
+    assert (outcome(done).skipped, only(done).changed) == (None, 1)
 
 
 def test_the_two_jobs_do_not_block_each_other(runtime: Runtime, ws: Workspace) -> None:
     add_tickets(runtime, ws, {})
-    with lock_held_elsewhere(runtime, ws, Job.AUTO_CLOSE):
+    with lock_held_elsewhere(runtime, ws, jobs.AUTO_CLOSE):
         assert only(run_job(runtime, "escalate", [ws.slug], now=NOW)).changed == 1
 
 
@@ -221,7 +232,7 @@ def test_two_processes_started_together_do_the_work_once(
         add_tickets(runtime, ws, {}, {}, {})
     slugs = [ws.slug for ws in workspaces]
     start = threading.Barrier(2)
-    reports: list[JobReport] = []
+    reports: list[Report] = []
 
     def process() -> None:
         start.wait()
@@ -235,13 +246,14 @@ def test_two_processes_started_together_do_the_work_once(
 
     assert len(reports) == 2
     assert all(r.ok for r in reports)
-    assert sum(r.changed for r in reports) == 12
+    assert sum(tickets_changed(r) for r in reports) == 12
     for ws in workspaces:
         # Raised exactly one level, by exactly one of the two runs.
         assert fields(runtime, ws, ("priority", "escalated")) == [("medium", True)] * 3
-        assert len(job_events(runtime, ws, Job.ESCALATE)) == 3
+        assert len(job_events(runtime, ws, jobs.ESCALATE)) == 3
         per_run = [next(w for w in r.workspaces if w.slug == ws.slug) for r in reports]
-        assert sorted(w.changed for w in per_run) == [0, 3]
+        # The one that found the lock taken skipped the workspace: nothing, not an empty pass.
+        assert sorted((w.result.changed if w.result else 0) for w in per_run) == [0, 3]
 
 
 def test_a_run_visits_active_workspaces_only(
@@ -254,16 +266,16 @@ def test_a_run_visits_active_workspaces_only(
         set_status(session, get_by_slug(session, suspended.slug), TenantStatus.SUSPENDED)
 
     everywhere = run_job(runtime, "escalate", now=NOW)
-    visited = {run.slug: run.changed for run in everywhere.workspaces}
-    assert visited[ws.slug] == 1
+    visited = {run.slug: run.result for run in everywhere.workspaces}
+    assert visited[ws.slug] == TicketsChanged(changed=1, batches=1)
     assert suspended.slug not in visited
     assert fields(runtime, suspended, ("escalated",)) == [(False,)]
 
     named = run_job(runtime, "escalate", [suspended.slug, "no_such_workspace", ws.slug], now=NOW)
-    assert [(r.slug, r.changed, r.skipped, r.ok) for r in named.workspaces] == [
-        (suspended.slug, 0, "workspace is suspended", True),
-        ("no_such_workspace", 0, None, False),
-        (ws.slug, 0, None, True),
+    assert [(r.slug, r.result, r.skipped, r.ok) for r in named.workspaces] == [
+        (suspended.slug, None, "workspace is suspended", True),
+        ("no_such_workspace", None, None, False),
+        (ws.slug, TicketsChanged(changed=0, batches=0), None, True),
     ]
     assert named.failed == ["no_such_workspace"]
     assert not named.ok
@@ -365,5 +377,5 @@ def test_auto_close_is_idempotent_and_audited(
     with scope(runtime, ws) as session:
         closed_at = session.scalar(select(Ticket.status_changed_at).where(Ticket.id == ticket_id))
     assert closed_at == start
-    (event,) = job_events(runtime, ws, Job.AUTO_CLOSE)
+    (event,) = job_events(runtime, ws, jobs.AUTO_CLOSE)
     assert event.changes == {"status": {"before": "pending", "after": "closed"}}

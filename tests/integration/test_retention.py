@@ -402,13 +402,13 @@ def test_the_job_skips_a_busy_workspace_and_one_being_deleted(
     ws = desk.ws
     with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as holder:
         holder.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), 5)"))
-        outcomes = run_retention_job(runtime.sessions, slugs=slugs)
-    assert [(o.slug, o.report, o.ok) for o in outcomes] == [(s, None, True) for s in slugs]
+        outcomes = run_retention_job(runtime.sessions, slugs=slugs).workspaces
+    assert [(o.slug, o.result, o.ok) for o in outcomes] == [(s, None, True) for s in slugs]
     assert "already under way" in (outcomes[0].skipped or "")
     assert outcomes[1].skipped == "deletion scheduled"
-    (again,) = run_retention_job(runtime.sessions, slugs=[ws.slug], dry_run=True)
-    assert again.report is not None
-    assert again.report.dry_run is True
+    (again,) = run_retention_job(runtime.sessions, slugs=[ws.slug], dry_run=True).workspaces
+    assert again.result is not None
+    assert again.result.dry_run is True
 
 
 # API.md: compliance reads, changes and runs the policy; an admin may only read it.
