@@ -72,5 +72,11 @@ USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
+# Two worker processes (one per core you give the container; override the whole CMD to change
+# it). Pool sizes and rate limits apply per worker process. On SIGTERM (docker stop, Kubernetes)
+# the server stops accepting and lets in-flight requests finish for up to
+# HELPDESK_SHUTDOWN_GRACE_SECONDS (20): give the runtime a longer bound before it kills
+# (`docker stop --time 30`; Kubernetes' terminationGracePeriodSeconds is 30 by default).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["helpdesk", "serve"]
-CMD ["--host", "0.0.0.0", "--port", "8000"]
+CMD ["--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
