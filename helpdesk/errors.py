@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from helpdesk.core.admission import OVERLOADED_RETRY_AFTER_SECONDS
 from helpdesk.core.errors import AppError, InvalidInput, RetryLater
+from helpdesk.idempotency.service import IdempotentReplay
 
 log = logging.getLogger("helpdesk.errors")
 
@@ -180,6 +181,15 @@ async def _pool_timeout(_: Request, exc: PoolTimeout) -> Response:
     return response
 
 
+async def _replay(_: Request, replay: IdempotentReplay) -> Response:
+    """The first result of a request retried with the same Idempotency-Key."""
+    headers = {"Idempotency-Replayed": "true"}
+    result = replay.result
+    if result.body is None:
+        return Response(status_code=result.status_code, headers=headers)
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # Starlette types handlers as taking any Exception; each is registered for its own class.
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
@@ -187,4 +197,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, _pool_timeout)  # type: ignore[arg-type]
+    app.add_exception_handler(IdempotentReplay, _replay)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)

@@ -12,13 +12,16 @@ membership is then read under the tenant's own role (row-level security shows it
 workspace's rows), so a removal or demotion counts on the very next request.
 """
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -33,6 +36,7 @@ from helpdesk.core.db import async_transaction, set_tenant_scope
 from helpdesk.core.errors import Forbidden, Unauthorized
 from helpdesk.core.input import MAX_ROW_ID
 from helpdesk.core.request_context import route_template
+from helpdesk.idempotency import service as idempotency
 from helpdesk.runtime import RequestPath, Runtime
 from tenants.context import TenantRef
 from tenants.registry import unavailable
@@ -63,6 +67,8 @@ class Scope:
     session: AsyncSession
     caller: Caller
     audited: bool = False
+    # The Idempotency-Key this request claimed; its result is kept before commit.
+    idempotency_key: str | None = None
 
     async def run(
         self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
@@ -92,6 +98,15 @@ class Scope:
             personal_data=personal_data,
         )
         self.audited = True
+
+    async def remember(self, status_code: int, result: object) -> None:
+        """Keep this request's result under its Idempotency-Key, in its own transaction."""
+        if self.idempotency_key is None:
+            return
+        body = None if isinstance(result, Response) else jsonable_encoder(result)
+        await self.session.run_sync(
+            idempotency.remember, self.caller.user_id, self.idempotency_key, status_code, body
+        )
 
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs each plain ``def`` dependency in
@@ -216,6 +231,7 @@ async def tenant_scope(
         async with admitted_transaction(path, key) as session:
             caller = await session.run_sync(_enter_tenant, claims, claims.tenant_id)
             scope = Scope(session, caller)
+            scope.idempotency_key = await _claim_idempotency_key(request, scope)
             yield scope
             if request.method not in SAFE_METHODS and not scope.audited:
                 raise RuntimeError(f"{request.method} {request.url.path} changed data unaudited")
@@ -229,6 +245,48 @@ async def tenant_scope(
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _claim_idempotency_key(request: Request, scope: Scope) -> str | None:
+    """A POST with an Idempotency-Key claims it first thing; a retry of a request that
+    committed is answered with that request's result (IdempotentReplay) and does nothing."""
+    key = request.headers.get(idempotency.HEADER)
+    if request.method != "POST" or key is None:
+        return None
+    idempotency.check_key(key)
+    target = request.url.path + ("?" + request.url.query if request.url.query else "")
+    fingerprint = idempotency.request_hash(request.method, target, await request.body())
+    await scope.run(idempotency.claim, scope.caller.user_id, key, fingerprint)
+    return key
+
+
+class AppRoute(APIRoute):
+    """Every route of the app: a POST keeps its result for its Idempotency-Key (if the
+    request claimed one) in the request's transaction, before the commit."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if "POST" in (kwargs.get("methods") or ()):
+            endpoint = _remembering(endpoint, kwargs.get("status_code") or 200)
+        super().__init__(path, endpoint, **kwargs)
+
+
+def _remembering(endpoint: Callable[..., Any], status_code: int) -> Callable[..., Any]:
+    # Including a router builds its routes again from their endpoints: wrap once.
+    if getattr(endpoint, "remembers_result", False):
+        return endpoint
+
+    # functools.wraps keeps the signature FastAPI reads the parameters and response model from.
+    @functools.wraps(endpoint)
+    async def remembering(**kwargs: Any) -> Any:
+        result = await endpoint(**kwargs)
+        for value in kwargs.values():
+            if isinstance(value, Scope):
+                code = result.status_code if isinstance(result, Response) else status_code
+                await value.remember(code, result)
+        return result
+
+    remembering.remembers_result = True  # type: ignore[attr-defined]
+    return remembering
 
 
 async def _record_denied(

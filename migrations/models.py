@@ -3,6 +3,7 @@
 import audit.models
 import auth.models
 import helpdesk.customers.models
+import helpdesk.idempotency.models
 import helpdesk.outbox.models
 import helpdesk.sla.models
 import helpdesk.tickets.models
@@ -17,6 +18,7 @@ MODEL_MODULES = (
     audit.models,
     auth.models,
     helpdesk.customers.models,
+    helpdesk.idempotency.models,
     helpdesk.outbox.models,
     helpdesk.sla.models,
     helpdesk.tickets.models,

@@ -9,9 +9,9 @@ from helpdesk.comments import service
 from helpdesk.comments.schemas import CommentIn, CommentOut, CommentPage
 from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import RowId, Scope, require
+from helpdesk.pipeline import AppRoute, RowId, Scope, require
 
-router = APIRouter(prefix="/tickets/{ticket_id}/comments", tags=["comments"])
+router = APIRouter(prefix="/tickets/{ticket_id}/comments", tags=["comments"], route_class=AppRoute)
 
 Reader = Annotated[Scope, Depends(require(Permission.TICKETS_READ))]
 Writer = Annotated[Scope, Depends(require(Permission.COMMENTS_CREATE))]

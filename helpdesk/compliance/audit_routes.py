@@ -9,9 +9,9 @@ from auth.permissions import Permission
 from helpdesk.compliance.schemas import AuditEventOut, AuditFilterParams, AuditPage, VerifyOut
 from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import Scope, require
+from helpdesk.pipeline import AppRoute, Scope, require
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], route_class=AppRoute)
 
 Reader = Annotated[Scope, Depends(require(Permission.AUDIT_READ))]
 Verifier = Annotated[Scope, Depends(require(Permission.AUDIT_VERIFY))]

@@ -33,10 +33,10 @@ from helpdesk.compliance.audit_routes import to_filters
 from helpdesk.compliance.schemas import AuditFilterParams
 from helpdesk.core.db import set_tenant_scope, transaction
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import RuntimeDep, Scope, require
+from helpdesk.pipeline import AppRoute, RuntimeDep, Scope, require
 from tenants.context import TenantRef
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], route_class=AppRoute)
 
 Exporter = Annotated[Scope, Depends(require(Permission.AUDIT_EXPORT))]
 # Read at each request, so a test can make every row a chunk of its own.

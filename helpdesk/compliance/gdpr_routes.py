@@ -13,9 +13,9 @@ from audit import gdpr
 from auth.permissions import Permission
 from helpdesk.compliance.gdpr_schemas import SUBJECT_EMAIL_PATTERN, ErasureOut, SubjectExport
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import Scope, require
+from helpdesk.pipeline import AppRoute, Scope, require
 
-router = APIRouter(prefix="/gdpr", tags=["gdpr"])
+router = APIRouter(prefix="/gdpr", tags=["gdpr"], route_class=AppRoute)
 
 Exporter = Annotated[Scope, Depends(require(Permission.GDPR_EXPORT))]
 Eraser = Annotated[Scope, Depends(require(Permission.GDPR_ERASE))]

@@ -12,9 +12,9 @@ from helpdesk.compliance.retention_schemas import (
     RetentionReportOut,
 )
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import RuntimeDep, Scope, require
+from helpdesk.pipeline import AppRoute, RuntimeDep, Scope, require
 
-router = APIRouter(prefix="/retention", tags=["retention"])
+router = APIRouter(prefix="/retention", tags=["retention"], route_class=AppRoute)
 
 PolicyReader = Annotated[Scope, Depends(require(Permission.RETENTION_READ))]
 PolicyManager = Annotated[Scope, Depends(require(Permission.RETENTION_MANAGE))]

@@ -9,9 +9,9 @@ from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.customers import service
 from helpdesk.customers.schemas import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import RowId, Scope, require
+from helpdesk.pipeline import AppRoute, RowId, Scope, require
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(prefix="/customers", tags=["customers"], route_class=AppRoute)
 
 Reader = Annotated[Scope, Depends(require(Permission.CUSTOMERS_READ))]
 Writer = Annotated[Scope, Depends(require(Permission.CUSTOMERS_WRITE))]

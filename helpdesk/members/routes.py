@@ -10,9 +10,9 @@ from helpdesk.core.pagination import Limit, decode_key_cursor, key_page
 from helpdesk.errors import error_responses
 from helpdesk.members import service
 from helpdesk.members.schemas import MemberAdded, MemberIn, MemberOut, MemberPage, MemberPatch
-from helpdesk.pipeline import RequestPathDep, Scope, require
+from helpdesk.pipeline import AppRoute, RequestPathDep, Scope, require
 
-router = APIRouter(prefix="/members", tags=["members"])
+router = APIRouter(prefix="/members", tags=["members"], route_class=AppRoute)
 
 Manager = Annotated[Scope, Depends(require(Permission.MEMBERS_MANAGE))]
 

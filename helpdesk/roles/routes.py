@@ -7,11 +7,11 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from auth.permissions import Permission
 from helpdesk.core.pagination import Limit, decode_key_cursor, key_page
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import Scope, require
+from helpdesk.pipeline import AppRoute, Scope, require
 from helpdesk.roles import service
 from helpdesk.roles.schemas import RoleIn, RoleList, RoleOut, RolePatch
 
-router = APIRouter(prefix="/roles", tags=["roles"])
+router = APIRouter(prefix="/roles", tags=["roles"], route_class=AppRoute)
 
 Manager = Annotated[Scope, Depends(require(Permission.ROLES_MANAGE))]
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response, status
 
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import AnyCaller, ClaimsDep, RequestPathDep, RuntimeDep, public
+from helpdesk.pipeline import AnyCaller, AppRoute, ClaimsDep, RequestPathDep, RuntimeDep, public
 from helpdesk.signin import service
 from helpdesk.signin.schemas import (
     InvitationAccept,
@@ -16,7 +16,7 @@ from helpdesk.signin.schemas import (
     UserOut,
 )
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=AppRoute)
 
 
 @router.post(

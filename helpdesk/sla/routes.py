@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends
 
 from auth.permissions import Permission
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import Scope, require
+from helpdesk.pipeline import AppRoute, Scope, require
 from helpdesk.sla.schemas import WorkspaceSettingsIn, WorkspaceSettingsOut
 from helpdesk.sla.service import load_settings, update_settings
 
-router = APIRouter(prefix="/settings", tags=["settings"])
+router = APIRouter(prefix="/settings", tags=["settings"], route_class=AppRoute)
 
 Manager = Annotated[Scope, Depends(require(Permission.SETTINGS_MANAGE))]
 

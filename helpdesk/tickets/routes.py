@@ -7,12 +7,12 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from auth.permissions import Permission
 from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import RowId, Scope, require
+from helpdesk.pipeline import AppRoute, RowId, Scope, require
 from helpdesk.tickets import service
 from helpdesk.tickets.schemas import TicketFilters, TicketIn, TicketOut, TicketPage, TicketPatch
 from helpdesk.tickets.service import TicketView
 
-router = APIRouter(prefix="/tickets", tags=["tickets"])
+router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=AppRoute)
 
 Reader = Annotated[Scope, Depends(require(Permission.TICKETS_READ))]
 Creator = Annotated[Scope, Depends(require(Permission.TICKETS_CREATE))]

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from auth.permissions import Permission
 from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import RowId, RuntimeDep, Scope, require
+from helpdesk.pipeline import AppRoute, RowId, RuntimeDep, Scope, require
 from helpdesk.webhooks import service
 from helpdesk.webhooks.schemas import WebhookIn, WebhookOut, WebhookPage
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=AppRoute)
 
 Manager = Annotated[Scope, Depends(require(Permission.WEBHOOKS_MANAGE))]
 

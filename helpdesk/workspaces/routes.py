@@ -6,13 +6,13 @@ from fastapi import APIRouter, Query, status
 
 from helpdesk.core.pagination import Limit, decode_key_cursor, key_page
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import Operator
+from helpdesk.pipeline import AppRoute, Operator
 from helpdesk.workspaces import service
 from helpdesk.workspaces.schemas import WorkspaceIn, WorkspaceOut, WorkspacePage, WorkspacePatch
 from tenants import registry
 from tenants.models import TenantStatus
 
-router = APIRouter(prefix="/platform/tenants", tags=["platform"])
+router = APIRouter(prefix="/platform/tenants", tags=["platform"], route_class=AppRoute)
 _PLATFORM = {
     403: "The token is a workspace member's: only a platform operator manages workspaces.",
     404: "No workspace has this slug.",
