@@ -32,6 +32,7 @@ from helpdesk.core.db import make_engine, make_sessionmaker, transaction
 from helpdesk.core.embedded import EmbeddedPostgres
 from helpdesk.core.settings import Settings
 from helpdesk.migrate import upgrade_public
+from migrations.models import tenant_ddl
 from tenants.migrations import TenantMigrationResult, migrate_tenants, tenant_versions
 from tenants.models import Tenant
 from tenants.provisioning import TENANT_GROUP_ROLE, provision_tenant
@@ -114,7 +115,7 @@ def provision_all(engine: Engine, slugs: Sequence[str]) -> list[float]:
     for n, slug in enumerate(slugs, start=1):
         started = time.perf_counter()
         with transaction(sessions) as session:
-            provision_tenant(session, slug=slug, name=f"Bench {slug}")
+            provision_tenant(session, slug=slug, name=f"Bench {slug}", ddl=tenant_ddl())
         timings.append(time.perf_counter() - started)
         if n % WINDOW == 0 or n == len(slugs):
             print(f"  {n:6d} provisioned   last {min(WINDOW, n)}: {describe(timings[-WINDOW:])}")

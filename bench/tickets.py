@@ -26,6 +26,7 @@ from auth.tokens import issue_access_token
 from bench.support import bench_database, bench_workspace, serve
 from helpdesk.core.db import transaction
 from helpdesk.runtime import Runtime
+from migrations.models import tenant_ddl
 from tenants.provisioning import provision_tenant
 
 GENESIS = "0" * 64
@@ -172,7 +173,9 @@ def main() -> None:
         started = time.perf_counter()
         for n in range(args.workspaces - 1):
             with transaction(runtime.sessions) as session:
-                provision_tenant(session, slug=f"bench_{n:05d}", name=f"Bench {n}")
+                provision_tenant(
+                    session, slug=f"bench_{n:05d}", name=f"Bench {n}", ddl=tenant_ddl()
+                )
         print(
             f"(provisioned {args.workspaces - 1} more workspaces in {time.perf_counter() - started:.1f} s)"
         )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.core.errors import Conflict
 from tenants.models import Tenant
-from tenants.schema import tenant_ddl, tenant_head
+from tenants.schema import tenant_head
 from tenants.slugs import check_slug, role_name, schema_name
 
 TENANT_GROUP_ROLE = "helpdesk_tenant"
@@ -36,7 +36,10 @@ def _cursor(session: Session) -> Iterator[Any]:
         cursor.close()
 
 
-def provision_tenant(session: Session, *, slug: str, name: str) -> Tenant:
+def provision_tenant(session: Session, *, slug: str, name: str, ddl: str) -> Tenant:
+    """Create the workspace ``slug`` with its role and its schema built by ``ddl`` (the tenant
+    schema at head: ``migrations.models.tenant_ddl()``, which needs every package's models and
+    so is compiled above this layer)."""
     check_slug(slug)
     schema, role = schema_name(slug), role_name(slug)
     tenant = Tenant(slug=slug, name=name, schema_name=schema, role_name=role)
@@ -67,7 +70,7 @@ def provision_tenant(session: Session, *, slug: str, name: str) -> Tenant:
             for statement in statements:
                 cur.execute(statement)
             cur.execute("SELECT set_config('search_path', quote_ident(%s), true)", (schema,))
-            cur.execute(tenant_ddl())
+            cur.execute(ddl)
             cur.execute("INSERT INTO alembic_version (version_num) VALUES (%s)", (tenant_head(),))
             cur.execute("SELECT set_config('search_path', 'public', true)")
     except (pg_errors.DuplicateObject, pg_errors.DuplicateSchema) as exc:

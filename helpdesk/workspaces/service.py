@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from audit.platform import record_platform_event
 from auth.users import add_membership, create_user, find_user_by_email
 from helpdesk.core.errors import Conflict
+from migrations.models import tenant_ddl
 from tenants import registry
 from tenants.models import Tenant, TenantStatus
 from tenants.provisioning import drop_tenant, provision_tenant
@@ -27,7 +28,7 @@ def create_workspace(
     admin_name: str | None = None,
     actor_id: uuid.UUID | None = None,
 ) -> Tenant:
-    tenant = provision_tenant(session, slug=slug, name=name)
+    tenant = provision_tenant(session, slug=slug, name=name, ddl=tenant_ddl())
     admin = find_user_by_email(session, admin_email) or create_user(
         session,
         email=admin_email,

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 
 from helpdesk.core.db import transaction
 from helpdesk.runtime import Runtime
+from migrations.models import tenant_ddl
 from tenants.migrations import (
     TenantMigrationResult,
     TenantVersion,
@@ -64,7 +65,7 @@ def provision(runtime: Runtime) -> Iterator[Provision]:
         slugs = [f"{prefix}_{n:02d}" for n in range(count)]
         for slug in slugs:
             with transaction(runtime.sessions) as session:
-                provision_tenant(session, slug=slug, name=f"Workspace {slug}")
+                provision_tenant(session, slug=slug, name=f"Workspace {slug}", ddl=tenant_ddl())
             made.append(slug)
         return slugs
 

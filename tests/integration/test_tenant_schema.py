@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select, text
 from helpdesk.core.db import set_tenant_scope, transaction
 from helpdesk.core.errors import Conflict, InvalidInput
 from helpdesk.runtime import Runtime
-from migrations.models import TENANT_METADATA
+from migrations.models import TENANT_METADATA, tenant_ddl
 from tenants.migrations import TenantVersion, upgrade_tenant
 from tenants.models import Tenant
 from tenants.provisioning import TENANT_GROUP_ROLE, drop_tenant, provision_tenant
@@ -126,7 +126,7 @@ def version_stamp(engine: Engine, slug: str) -> list[str]:
 
 def provision(runtime: Runtime, slug: str) -> None:
     with transaction(runtime.sessions) as session:
-        provision_tenant(session, slug=slug, name=f"Workspace {slug}")
+        provision_tenant(session, slug=slug, name=f"Workspace {slug}", ddl=tenant_ddl())
 
 
 def drop(runtime: Runtime, slug: str) -> None:
