@@ -435,3 +435,48 @@ def test_reading_the_trail_is_audited(
     with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
         reads = session.scalar(select(func.count()).where(AuditEvent.action == "audit.read"))
     assert reads == 1
+
+
+# Every field the hash covers, written out (not imported from audit.chain, so dropping one there
+# fails here), with an edit to that column alone of a stored event. ``personal_digest`` goes with
+# ``personal`` (as an erasure leaves it), so only the hash, not the digest check, can catch it.
+STORED_FIELD_EDITS = {
+    "id": "id = id + 1000",
+    "occurred_at": "occurred_at = occurred_at + interval '1 microsecond'",
+    "actor_id": "actor_id = 'a0000000-0000-4000-8000-000000000001'",
+    "actor_role": "actor_role = 'owner'",
+    "action": "action = 'ticket.read'",
+    "target_type": "target_type = 'customer'",
+    "target_id": "target_id = target_id || '0'",
+    "outcome": "outcome = 'denied'",
+    "request_id": "request_id = 'forged-request'",
+    "changes": "changes = changes || '{\"forged\": true}'::jsonb",
+    "personal_data": "personal_data = NOT personal_data",
+    "personal_digest": "personal = NULL, personal_digest = repeat('e', 64)",
+}
+
+
+def test_the_stored_field_edits_cover_every_chained_field() -> None:
+    from audit.chain import CHAINED_FIELDS
+
+    assert set(STORED_FIELD_EDITS) == set(CHAINED_FIELDS)
+
+
+@pytest.mark.parametrize("field", list(STORED_FIELD_EDITS))
+def test_editing_any_one_chained_field_of_a_stored_event_fails_verification(
+    client: TestClient, runtime: Runtime, ws: Workspace, admin: dict[str, str], field: str
+) -> None:
+    for _ in range(3):
+        _ticket(client, admin)
+    events = _events(runtime, ws)
+    target = events[1]
+    assert target.actor_id is not None
+    assert target.request_id is not None
+    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
+        assert verify_workspace(session).valid
+    edit = STORED_FIELD_EDITS[field]
+    _tamper(runtime, ws, f"UPDATE audit_events SET {edit} WHERE id = {target.id}")
+    verdict = client.get(f"{API}/audit/verify", headers=admin).json()
+    assert verdict["valid"] is False
+    # An id moved past the others breaks the link at its old successor instead.
+    assert verdict["first_invalid_id"] == (events[2].id if field == "id" else target.id)
