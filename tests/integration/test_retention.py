@@ -437,3 +437,41 @@ def test_who_may_read_change_and_run_the_policy(
         client.post(f"{API}/retention/run?dry_run=true", headers=headers).status_code,
     )
     assert statuses == (read, manage, run)
+
+
+def test_the_cutoff_keeps_what_is_exactly_at_it_and_purges_one_second_older(
+    desk: Desk, runtime: Runtime, start: datetime
+) -> None:
+    """The boundary: a policy of N days keeps a ticket closed, and an event that occurred,
+    exactly N days before the run, and purges one closed a second earlier (an off-by-one in
+    either direction, a day or a comparison, fails here)."""
+    now = start.replace(microsecond=0)
+    cutoff = now - timedelta(days=30)
+    older = cutoff - timedelta(seconds=1)
+    with time_machine.travel(older, tick=False):
+        past = desk.ticket(closed=True, comments=1)
+    with time_machine.travel(cutoff, tick=False):
+        at = desk.ticket(closed=True, comments=1)
+    with tenant_transaction(runtime.sessions, desk.ws.schema_name, desk.ws.role_name) as session:
+        closed = dict(session.execute(text("SELECT id, status_changed_at FROM tickets")).all())
+        at_cutoff = session.scalar(select(func.count()).where(AuditEvent.occurred_at == cutoff))
+    assert closed == {past: older, at: cutoff}
+    desk.policy(closed_ticket_days=30, audit_event_days=30)
+
+    with time_machine.travel(now, tick=False):
+        preview = desk.run(dry_run=True)
+        report = desk.run()
+
+    assert preview["ticket_cutoff"] == report["ticket_cutoff"]
+    assert datetime.fromisoformat(report["ticket_cutoff"]) == cutoff
+    assert datetime.fromisoformat(report["audit_cutoff"]) == cutoff
+    assert (preview["tickets"], preview["comments"]) == (report["tickets"], report["comments"])
+    assert (report["tickets"], report["comments"]) == (1, 1)
+    assert _ticket_ids(runtime, desk.ws) == [at]
+    with tenant_transaction(runtime.sessions, desk.ws.schema_name, desk.ws.role_name) as session:
+        oldest = session.scalar(select(func.min(AuditEvent.occurred_at)))
+        kept = session.scalar(select(func.count()).where(AuditEvent.occurred_at == cutoff))
+        assert verify_workspace(session).valid
+    assert oldest == cutoff  # every event a second older is gone, none at the cutoff is
+    assert kept == at_cutoff > 0
+    assert preview["audit_events"] == report["audit_events"] > 0
