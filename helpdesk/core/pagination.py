@@ -58,7 +58,9 @@ def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     value = _decode("id", cursor)
-    if not value.isdigit() or int(value) > MAX_ROW_ID:
+    # ASCII digits only: str.isdigit() also accepts "²" (which int() refuses, a 500) and int()
+    # accepts "١٢", " 1" and "1_0", none of which this API ever issued.
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ROW_ID:
         raise _invalid()
     return int(value)
 

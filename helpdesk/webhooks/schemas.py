@@ -34,8 +34,23 @@ def _not_blank(value: str) -> str:
     return value
 
 
+MAX_URL_LENGTH = 2000  # the column is varchar(2000)
+
+
+def _fits_column(url: HttpUrl) -> HttpUrl:
+    # UrlConstraints bounds the text as sent; normalising can lengthen it (percent-encoding
+    # turns one "é" into six characters), and the normalised form is what is stored.
+    if len(str(url)) > MAX_URL_LENGTH:
+        raise ValueError(
+            f"the URL holds more than {MAX_URL_LENGTH} characters once percent-encoded"
+        )
+    return url
+
+
 # HttpUrl admits http and https only, so file:, ftp: or javascript: targets are a 422.
-WebhookUrl = Annotated[HttpUrl, UrlConstraints(max_length=2000)]
+WebhookUrl = Annotated[
+    HttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH), AfterValidator(_fits_column)
+]
 
 
 class WebhookIn(RequestModel):

@@ -242,11 +242,20 @@ def test_every_list_pages_the_same_way(
     # Opaque: a cursor is not the key of the item it follows.
     assert not {str(item) for item in walked} & set(cursors)
 
-    for bad in ({"limit": 0}, {"limit": 201}, {"cursor": "bm9wZQ"}, {"cursor": "!"}):
+    # "aWQ6wrI" is base64 of "id:²": str.isdigit() says yes, int() says no.
+    bad_params: list[dict[str, Any]] = [
+        {"limit": 0},
+        {"limit": 201},
+        {"cursor": "bm9wZQ"},
+        {"cursor": "!"},
+        {"cursor": "aWQ6wrI"},
+    ]
+    for bad in bad_params:
         refused = page(**bad)
         assert refused.status_code == 422, (bad, refused.text)
         assert [error["loc"] for error in refused.json()["detail"]] == [["query", *bad]]
-    assert page(cursor="bm9wZQ").json()["code"] == "invalid_cursor"
+    for forged in ("bm9wZQ", "aWQ6wrI"):
+        assert page(cursor=forged).json()["code"] == "invalid_cursor", forged
 
 
 BEYOND_BIGINT = str(2**63)
@@ -280,6 +289,63 @@ HOSTILE: list[tuple[str, str, dict[str, Any], int, list[Any] | None]] = [
     ),
     ("GET", "/gdpr/subjects/a%00@example.com/export", {}, 422, ["path", "email"]),
     ("GET", "/platform/tenants/a%00b", {}, 404, None),
+    # Longer than the column once stored: percent-encoding makes one "é" six characters.
+    (
+        "POST",
+        "/webhooks",
+        {
+            "json": {
+                "url": "https://hooks.example.com/" + "é" * 400,
+                "events": ["ticket.created"],
+                "secret": "s",
+            }
+        },
+        422,
+        ["body", "url"],
+    ),
+    (
+        "POST",
+        "/webhooks",
+        {
+            "json": {
+                "url": "https://hooks.example.com/" + "a" * 2000,
+                "events": ["ticket.created"],
+                "secret": "s",
+            }
+        },
+        422,
+        ["body", "url"],
+    ),
+    (
+        "POST",
+        "/tickets",
+        {"json": {"title": "t" * 201, "customer_email": "c@example.com"}},
+        422,
+        ["body", "title"],
+    ),
+    (
+        "POST",
+        "/customers",
+        {"json": {"email": "c@example.com", "name": "n", "company": "c" * 201}},
+        422,
+        ["body", "company"],
+    ),
+    ("PATCH", "/tickets/1", {"json": {"tags": ["t" * 65]}}, 422, ["body", "tags"]),
+    ("PUT", "/settings", {"json": {"timezone": "Z" * 65}}, 422, ["body", "timezone"]),
+    (
+        "POST",
+        "/platform/tenants",
+        {
+            "json": {
+                "slug": "s" * 41,
+                "name": "n",
+                "admin_email": "a@example.com",
+                "admin_password": "a quiet tangerine harbour",
+            }
+        },
+        422,
+        ["body", "slug"],
+    ),
 ]
 
 
