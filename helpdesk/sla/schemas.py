@@ -28,6 +28,20 @@ def _weekdays(days: str) -> str:
     return "".join(sorted(days))
 
 
+def _wall_clock(value: time) -> time:
+    # Business hours are read in the workspace's time zone; an offset would contradict it (and
+    # an aware time cannot be compared with the naive ones stored).
+    if value.tzinfo is not None:
+        raise ValueError(
+            "a business time is a wall-clock time such as 09:00, without an offset: "
+            "the workspace's time zone places it."
+        )
+    return value
+
+
+BusinessTime = Annotated[time, AfterValidator(_wall_clock)]
+
+
 class WorkspaceSettingsIn(RequestModel):
     """The new settings. A field left out keeps its current value."""
 
@@ -40,9 +54,9 @@ class WorkspaceSettingsIn(RequestModel):
     )
     business_hours_only: bool | None = None
     timezone: Annotated[str, Field(max_length=64), AfterValidator(_known_zone)] | None = None
-    business_start: time | None = None
-    business_end: time | None = None
-    business_days: Annotated[str, AfterValidator(_weekdays)] | None = None
+    business_start: BusinessTime | None = None
+    business_end: BusinessTime | None = None
+    business_days: Annotated[str, Field(max_length=7), AfterValidator(_weekdays)] | None = None
     auto_assign: bool | None = None
     auto_close_days: (
         Annotated[int, Field(ge=0, le=3650, description="0 turns auto-close off.")] | None

@@ -1,6 +1,6 @@
 """SLA due times and the workspace settings that shape them."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,6 +55,9 @@ def update_settings(
             "business_start must be before business_end (business hours within one day).",
             field="business_end",
         )
+    problem = business_time_problem(settings)
+    if problem:
+        raise InvalidInput(problem)
     if diff:
         settings.updated_at = datetime.now(UTC)
     session.flush()
@@ -80,6 +83,37 @@ def due_at(created: datetime, priority: str, settings: WorkspaceSettings) -> dat
     return _add_business_time(created, budget, settings)
 
 
+# How far ahead _add_business_time looks for the end of a budget.
+_HORIZON_DAYS = 3660
+# What the settings must fit in that horizon: fewer weeks than it holds, because a
+# daylight-saving jump can take one day's business hours (at most twice a year).
+_FITTING_WEEKS = 500
+
+
+def business_time_problem(settings: WorkspaceSettings) -> str | None:
+    """Why some priority's due time could not be computed under ``settings``, or None. A PUT
+    that saves such settings would make every later ticket of that priority fail."""
+    days = {d for d in settings.business_days if d.isdigit()}
+    if not days or settings.business_start >= settings.business_end:
+        return (
+            "The business hours hold no time at all; name business days and a start before the end."
+        )
+    if not settings.business_hours_only:
+        return None
+    opening = datetime.combine(date.min, settings.business_end) - datetime.combine(
+        date.min, settings.business_start
+    )
+    weekly = opening * len(days)
+    longest = max(sla_hours(settings, priority) for priority in DEFAULT_SLA_HOURS)
+    if timedelta(hours=longest) > weekly * _FITTING_WEEKS:
+        return (
+            f"Counted in business hours ({weekly.total_seconds() / 3600:g} a week), the longest "
+            f"SLA ({longest:g} hours) would end more than {_FITTING_WEEKS} weeks away; widen the "
+            "business hours or shorten the SLA."
+        )
+    return None
+
+
 def _add_business_time(start: datetime, budget: timedelta, settings: WorkspaceSettings) -> datetime:
     zone = ZoneInfo(settings.timezone)
     days = {int(d) for d in settings.business_days if d.isdigit()}
@@ -88,7 +122,7 @@ def _add_business_time(start: datetime, budget: timedelta, settings: WorkspaceSe
     cursor = start.astimezone(zone)
     remaining = budget
     # Walk day by day; at most a few hundred iterations even for a 72-hour budget over holidays.
-    for _ in range(3660):
+    for _ in range(_HORIZON_DAYS):
         day_open = datetime.combine(cursor.date(), settings.business_start, zone)
         day_close = datetime.combine(cursor.date(), settings.business_end, zone)
         if cursor.isoweekday() in days and cursor < day_close:
