@@ -71,18 +71,29 @@ class RequestContextMiddleware:
             current_request.reset(token)
             return
 
+        too_large = False
+        responded = False
+
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
+            if too_large:
+                raise _BodyTooLarge
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > MAX_BODY_BYTES:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
+            if too_large and not responded:
+                # The app's own answer to a body it could not finish reading: FastAPI turns
+                # any error while reading into a 400, so the 413 below replaces it.
+                return
             if message["type"] == "http.response.start":
+                responded = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -92,9 +103,12 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
-            status = 413
-            await self._too_large(send, request_id)
+            # Reached here when nothing between this middleware and the read caught it.
+            pass
         finally:
+            if too_large and not responded:
+                status = 413
+                await self._too_large(send, request_id)
             self._finish(scope, info, status, started)
             current_request.reset(token)
 

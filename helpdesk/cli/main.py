@@ -6,7 +6,7 @@ import logging.config
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -103,12 +103,29 @@ def _environment(**values: str) -> Iterator[None]:
         get_settings.cache_clear()
 
 
-def _serve_http(database_url: str, *, host: str, port: int, workers: int, grace: int) -> None:
+def proxy_options(trusted: Sequence[str]) -> dict[str, Any]:
+    """uvicorn's proxy-header options for HELPDESK_TRUSTED_PROXIES: X-Forwarded-For (and
+    -Proto) believed only from those peers, and not read at all when none is named. uvicorn's
+    own default trusts loopback, so a client on this machine, or behind a proxy that appends to
+    the header rather than replacing it, would choose the address the audit trail records."""
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": list(trusted)}
+
+
+def _serve_http(
+    database_url: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    grace: int,
+    trusted_proxies: Sequence[str] = (),
+) -> None:
     """Serve the ASGI factory on ``workers`` processes until SIGTERM or Ctrl-C, each of which
     stops accepting, lets in-flight requests finish for up to ``grace`` seconds, then returns."""
     import uvicorn
 
     options: dict[str, Any] = {
+        **proxy_options(trusted_proxies),
         "factory": True,
         "host": host,
         "port": port,
@@ -177,6 +194,7 @@ def serve(
             port=port,
             workers=workers,
             grace=runtime.settings.shutdown_grace_seconds,
+            trusted_proxies=runtime.settings.trusted_proxies,
         )
 
 

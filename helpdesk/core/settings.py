@@ -1,13 +1,16 @@
 """Runtime configuration, read from ``HELPDESK_*`` environment variables."""
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SIGNING_KEY = "development-only-signing-key-change-me"
+# HS256 keys: RFC 7518 section 3.2 asks for at least the hash's size, 256 bits.
+MIN_SIGNING_KEY_BYTES = 32
 
 
 class ConfigurationError(RuntimeError):
@@ -46,6 +49,11 @@ class Settings(BaseSettings):
     # unless given `--time`).
     shutdown_grace_seconds: int = Field(default=20, ge=0, le=3600)
 
+    # Peers whose X-Forwarded-For is believed (addresses or CIDR networks, comma-separated):
+    # the load balancer in front of the service, and nobody else. None by default, so the
+    # address a client writes in the header never reaches the audit trail or the throttle.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     jwt_issuer: str = "helpdesk"
     jwt_audience: str = "helpdesk-api"
     # Several keys may be live at once so a rotation does not log everybody out: tokens are
@@ -82,6 +90,30 @@ class Settings(BaseSettings):
     # a development setup posting to a receiver on this machine may allow them.
     webhook_allow_private_addresses: bool = False
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, entries: list[str]) -> list[str]:
+        # Written out in canonical form: uvicorn silently takes anything it cannot parse (or a
+        # network with host bits set) as a literal name, which would trust nobody unnoticed.
+        canonical = []
+        for entry in entries:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"HELPDESK_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+                ) from None
+            single = network.num_addresses == 1 and "/" not in entry
+            canonical.append(str(network.network_address if single else network))
+        return canonical
+
     @model_validator(mode="after")
     def _signing_key_exists(self) -> "Settings":
         if self.signing_key_id not in self.signing_keys:
@@ -96,7 +128,7 @@ class Settings(BaseSettings):
         return self.signing_keys[self.signing_key_id].get_secret_value()
 
     def check_production(self) -> None:
-        """Refuse to run production with an embedded database or a well-known key."""
+        """Refuse to run production with an embedded database or a well-known or short key."""
         if self.env != "production":
             return
         if not self.database_url:
@@ -104,6 +136,17 @@ class Settings(BaseSettings):
         if any(k.get_secret_value() == DEFAULT_SIGNING_KEY for k in self.signing_keys.values()):
             raise ConfigurationError(
                 "production needs HELPDESK_SIGNING_KEYS set to your own secret, not the default"
+            )
+        # Every live key verifies tokens, so a short retired key is as guessable as an active one.
+        short = sorted(
+            kid
+            for kid, key in self.signing_keys.items()
+            if len(key.get_secret_value().encode()) < MIN_SIGNING_KEY_BYTES
+        )
+        if short:
+            raise ConfigurationError(
+                f"production needs signing keys of at least {MIN_SIGNING_KEY_BYTES} bytes; "
+                f"too short in HELPDESK_SIGNING_KEYS: {', '.join(short)}"
             )
 
 

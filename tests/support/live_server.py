@@ -40,8 +40,9 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[LiveServer]:
-    """Run ``app`` on 127.0.0.1 and an ephemeral port until the block ends."""
+def live_server(app: FastAPI, **options: Any) -> Iterator[LiveServer]:
+    """Run ``app`` on 127.0.0.1 and an ephemeral port until the block ends; ``options`` are
+    further ``uvicorn.Config`` arguments (``helpdesk serve``'s proxy options, for one)."""
     # Binding the socket here, not in uvicorn, tells us the port without parsing logs and
     # leaves no window in which another worker could take it.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -58,6 +59,7 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
         ws="none",
         http="h11",
         timeout_graceful_shutdown=5,
+        **options,
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
