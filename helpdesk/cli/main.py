@@ -228,7 +228,7 @@ def tenants_create(
     """Provision a workspace with its first admin."""
     from helpdesk.workspaces.service import create_workspace
 
-    password = _read_password(admin_password_stdin)
+    password = _read_password(admin_password_stdin, admin_email)
     with open_runtime() as runtime:
         try:
             with transaction(runtime.sessions) as session:
@@ -311,14 +311,14 @@ def tenants_purge(
     out.print(f"{slug}: purged")
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, email: str) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     from auth.passwords import password_problem
 
-    problem = password_problem(password)
+    problem = password_problem(password, email=email)
     if problem:
         err.print(f"[red]error:[/] {problem}")
         raise typer.Exit(2)
@@ -334,7 +334,7 @@ def operators_create(
     """Create a platform operator (there is no default operator)."""
     from auth.users import create_user, find_user_by_email
 
-    password = _read_password(password_stdin)
+    password = _read_password(password_stdin, email)
     with open_runtime() as runtime, transaction(runtime.sessions) as session:
         if find_user_by_email(session, email) is not None:
             err.print(f"[red]error:[/] a user with the email {email} exists already")

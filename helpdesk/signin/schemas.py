@@ -5,12 +5,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from auth.passwords import MAX_LOGIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH
 from helpdesk.core.input import RequestModel
 
 
 class LoginIn(RequestModel):
     email: str = Field(min_length=3, max_length=320)
-    password: str = Field(min_length=1, max_length=4096)
+    # Longer than a new password may be: ones set before the 256 cap must still sign in.
+    password: str = Field(min_length=1, max_length=MAX_LOGIN_PASSWORD_LENGTH)
     tenant: str | None = Field(default=None, max_length=40)
 
 
@@ -46,7 +48,8 @@ class MeOut(BaseModel):
 
 class InvitationAccept(RequestModel):
     token: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=8, max_length=1024)
+    # The service applies the rule (it knows the member's address); this only caps.
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
 class InvitationAccepted(BaseModel):

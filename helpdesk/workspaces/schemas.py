@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
+from auth.passwords import MAX_PASSWORD_LENGTH, require_usable_password
 from helpdesk.core.input import RequestModel
 
 
@@ -14,8 +15,18 @@ class WorkspaceIn(RequestModel):
     slug: str = Field(max_length=200, description="3-40 characters: [a-z][a-z0-9_]*, not 'pg_...'")
     name: str = Field(min_length=1, max_length=200)
     admin_email: EmailStr
-    admin_password: str = Field(min_length=8, max_length=1024)
+    # The rule counts after NFKC normalisation, so the schema only caps; the validator below
+    # gives the 422 for a short, common or own-address password.
+    admin_password: str = Field(
+        max_length=MAX_PASSWORD_LENGTH,
+        description="8 to 256 characters; not a common password nor the admin's own address.",
+    )
     admin_name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("admin_password")
+    @classmethod
+    def _usable_password(cls, password: str, info: ValidationInfo) -> str:
+        return require_usable_password(password, email=info.data.get("admin_email"))
 
 
 class WorkspacePatch(RequestModel):
