@@ -1,4 +1,10 @@
-"""GDPR subject requests inside one workspace: the access export and erasure, by email address.
+"""GDPR subject requests inside one workspace: who the subject is, how they are mentioned, and
+the audit trail's own part of the access export and of erasure.
+
+Each domain erases and exports its own rows (customers, tickets, comments, the outbox): this
+package sits below them and imports none of them, so it defines the interface
+(``SubjectEraser``, ``DomainErasers``) and ``erase_subject`` runs the erasers the layer above
+hands in, then the trail's own. ``helpdesk.compliance.service`` composes the domains.
 
 Erasure keeps what the workspace counts and measures (tickets, their statuses, priorities,
 categories, tags, SLA figures and timings) and removes who they were about:
@@ -7,38 +13,29 @@ categories, tags, SLA figures and timings) and removes who they were about:
 - tickets the subject requested keep everything but their title and description, which become
   "[redacted]" (the requester wrote them, or they describe the requester's problem);
 - comments the subject wrote become "[redacted]";
-- any other mention of the address (ticket text, comments, outbox messages, delivery errors) is
-  replaced by "[erased]"; e-mails still queued to the subject are never sent;
+- any other mention of the subject (ticket text, comments, outbox messages and their e-mail
+  subjects, webhook ``changes`` diffs, delivery errors) is replaced by "[erased]": the address,
+  the full name as a whole-word phrase in any case, and the phone in E.164, international and
+  national format (``Subject.pattern``); e-mails still queued to the subject are never sent;
 - audit events about the subject (their own actions, events on their customer record, tickets,
-  comments or membership, and any whose personal values mention the address) lose their
-  personal values. Ids, actions and hashes stay, and ``personal_digest`` still covers what was
-  there, so the chain verifies.
+  comments or membership, and any whose personal values mention them) lose their personal
+  values. Ids, actions and hashes stay, and ``personal_digest`` still covers what was there, so
+  the chain verifies. A digest covers the values whole, so an event that merely mentions the
+  subject loses all of them (the actor's address and IP too), not just the mention.
 
 Everything is found afresh on each call and changed only where it still differs, so a second
 erasure changes nothing and reports zeros. The subject's global sign-in identity (public.users),
 if they have one, is outside the workspace and is not touched here.
 """
 
-import json
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import (
-    ColumnElement,
-    Text,
-    and_,
-    cast,
-    func,
-    null,
-    or_,
-    select,
-    text,
-    update,
-)
+import phonenumbers
+from sqlalchemy import ColumnElement, Text, and_, cast, func, null, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from audit.models import AuditEvent
@@ -50,41 +47,136 @@ from tenants.context import TenantRef
 REDACTED = "[redacted]"
 ERASED = "[erased]"
 NOT_SENT = "not sent: the recipient's personal data was erased (GDPR)"
+# Between the digits of a phone number as people write it: "020 7946 0958", "(020) 7946-0958".
+_PHONE_GAP = "[ ()./-]{0,2}"
+_SHORTEST_NAME = 2  # a one-letter "name" would erase every word of that letter
+
+
+def _pg_literal(value: str) -> str:
+    """``value`` as a PostgreSQL ARE matching itself: a backslash before any non-alphanumeric
+    character means the character itself; before a letter or digit it would start an escape."""
+    return "".join(c if c.isalnum() else "\\" + c for c in value)
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One way the subject is written, as a regular expression in both dialects: PostgreSQL's
+    ARE (used with ``~*`` and ``regexp_replace(..., 'gi')``) and Python's ``re``."""
+
+    pg: str
+    python: str
+
+    @classmethod
+    def email(cls, email: str) -> "Mention":
+        # A whole address: "pat@example.com" is not found inside "spat@example.com" or
+        # "pat@example.com.au".
+        return cls(
+            rf"(?<![[:alnum:]._%+'-]){_pg_literal(email)}(?![[:alnum:]_-]|\.[[:alnum:]])",
+            rf"(?<![\w.%+'-]){re.escape(email)}(?![\w-]|\.\w)",
+        )
+
+    @classmethod
+    def name(cls, name: str) -> "Mention":
+        # The full name as a whole-word phrase: "Pat Zebedee" and "PAT  ZEBEDEE", not
+        # "Pat Zebedeeson" or "Spat Zebedee".
+        words = name.split()
+        return cls(
+            "(?<![[:alnum:]_])"
+            + "[[:space:]]+".join(_pg_literal(w) for w in words)
+            + "(?![[:alnum:]_])",
+            r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)",
+        )
+
+    @classmethod
+    def digits(cls, digits: str, *, plus: bool) -> "Mention":
+        # Any grouping of exactly these digits, not part of a longer number.
+        body = _PHONE_GAP.join(digits)
+        if plus:
+            return cls(rf"(?<![0-9])\+{body}(?![0-9])", rf"(?<![0-9])\+{body}(?![0-9])")
+        return cls(rf"(?<![0-9+]){body}(?![0-9])", rf"(?<![0-9+]){body}(?![0-9])")
+
+
+def phone_mentions(phone: str) -> list[Mention]:
+    """A stored phone number (E.164) as it may be written: "+442079460958",
+    "+44 20 7946 0958", and in the national format, "020 7946 0958"."""
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        digits = re.sub(r"[^0-9]", "", phone)
+        return [Mention.digits(digits, plus=phone.strip().startswith("+"))] if digits else []
+    international = f"{number.country_code}{phonenumbers.national_significant_number(number)}"
+    national = re.sub(
+        r"[^0-9]",
+        "",
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL),
+    )
+    found = [Mention.digits(international, plus=True)]
+    if national and national != international:
+        found.append(Mention.digits(national, plus=False))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """One person, as this workspace knows them."""
+    """One person, as this workspace knows them, and every way they are written down."""
 
     email: str  # lower-cased
     customer_id: int | None
     user_ids: tuple[uuid.UUID, ...]  # sign-in identities with this address
     ticket_ids: tuple[int, ...]  # tickets they requested
     comment_ids: tuple[int, ...]  # comments they wrote
+    names: tuple[str, ...] = ()  # full names: the customer record's, the identity's
+    phones: tuple[str, ...] = ()  # E.164, from the customer record
+    mentions: tuple[Mention, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        found = [Mention.email(self.email)]
+        for name in dict.fromkeys(" ".join(n.split()) for n in self.names):
+            if len(name) >= _SHORTEST_NAME:
+                found.append(Mention.name(name))
+        for phone in dict.fromkeys(self.phones):
+            found.extend(phone_mentions(phone))
+        object.__setattr__(self, "mentions", tuple(found))
 
     @property
     def pattern(self) -> str:
-        """A PostgreSQL regular expression for the address as a whole word: "pat@example.com"
-        is not found inside "spat@example.com" or "pat@example.com.au"."""
-        # In PostgreSQL's ARE a backslash before any non-alphanumeric character means the
-        # character itself; before a letter or digit it would start an escape.
-        literal = "".join(c if c.isalnum() else "\\" + c for c in self.email)
-        return rf"(?<![[:alnum:]._%+'-]){literal}(?![[:alnum:]_-]|\.[[:alnum:]])"
+        """A PostgreSQL regular expression (for ``~*``) for any mention of the subject."""
+        return "|".join(f"(?:{m.pg})" for m in self.mentions)
 
     @property
     def python_pattern(self) -> re.Pattern[str]:
         """The same, for Python's ``re``."""
-        return re.compile(rf"(?<![\w.%+'-]){re.escape(self.email)}(?![\w-]|\.\w)", re.IGNORECASE)
+        return re.compile("|".join(f"(?:{m.python})" for m in self.mentions), re.IGNORECASE)
+
+    def unmention(self, value: str) -> str:
+        return self.python_pattern.sub(ERASED, value)
 
     @property
     def tombstone(self) -> str:
         return f"erased-{self.customer_id}@invalid" if self.customer_id else "erased@invalid"
 
 
+class SubjectEraser(Protocol):
+    """A domain's erasure of the subject from its own rows; returns how many rows it changed
+    (zero when nothing was left)."""
+
+    def __call__(self, session: Session, subject: Subject, *, now: datetime) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DomainErasers:
+    """Each domain's eraser, handed in by the layer that knows the domains."""
+
+    customers: SubjectEraser
+    tickets: SubjectEraser
+    comments: SubjectEraser
+    messages: SubjectEraser
+
+
 @dataclass(frozen=True, slots=True)
 class ErasureCounts:
     """Rows this erasure changed (all zero when there was nothing left to erase), and the audit
-    events whose hashed fields mention the address, which no erasure can change (normally none:
+    events whose hashed fields mention the subject, which no erasure can change (normally none:
     the trail keeps personal values apart, in the erasable ``personal`` column)."""
 
     customers: int
@@ -95,29 +187,31 @@ class ErasureCounts:
     unerasable_audit_events: int
 
 
-_CUSTOMER = text("SELECT id FROM customers WHERE lower(email) = :email")
 # Row-level security shows the workspace role only the users who are members here. A former
 # member's id is still on the trail of what they did, with their address while it is held.
-_USER_IDS = text(
-    "SELECT id FROM public.users WHERE lower(email) = :email"
-    " UNION SELECT actor_id FROM audit_events"
+_USERS = text(
+    "SELECT id, name FROM public.users WHERE lower(email) = :email"
+    " UNION SELECT actor_id, NULL FROM audit_events"
     " WHERE actor_id IS NOT NULL AND lower(personal ->> 'actor_email') = :email"
 )
-_TICKET_IDS = text("SELECT id FROM tickets WHERE customer_id = :customer_id ORDER BY id")
-_COMMENT_IDS = text("SELECT id FROM comments WHERE author_id = ANY(:user_ids) ORDER BY id")
 
 
-def find_subject(session: Session, email: str) -> Subject:
-    email = email.strip().lower()
-    customer_id = session.execute(_CUSTOMER, {"email": email}).scalar_one_or_none()
-    user_ids = tuple(sorted(session.scalars(_USER_IDS, {"email": email}), key=str))
-    tickets: Sequence[int] = ()
-    if customer_id is not None:
-        tickets = session.scalars(_TICKET_IDS, {"customer_id": customer_id}).all()
-    comments: Sequence[int] = ()
-    if user_ids:
-        comments = session.scalars(_COMMENT_IDS, {"user_ids": list(user_ids)}).all()
-    return Subject(email, customer_id, user_ids, tuple(tickets), tuple(comments))
+def subject_users(session: Session, email: str) -> tuple[tuple[uuid.UUID, ...], tuple[str, ...]]:
+    """The sign-in identities with this address (known to the workspace or its trail), and
+    their names."""
+    rows = session.execute(_USERS, {"email": email.strip().lower()}).all()
+    ids = tuple(sorted({row.id for row in rows}, key=str))
+    names = tuple(sorted({row.name for row in rows if row.name}))
+    return ids, names
+
+
+def refuse_under_legal_hold(session: Session) -> None:
+    if load_policy(session).legal_hold:
+        raise Conflict(
+            "This workspace is under a legal hold: its data is kept unchanged until the hold is "
+            "lifted, so personal data cannot be erased now.",
+            code="legal_hold",
+        )
 
 
 def _events_about(subject: Subject) -> ColumnElement[bool]:
@@ -144,242 +238,68 @@ def _events_about(subject: Subject) -> ColumnElement[bool]:
     return or_(*conditions)
 
 
-# --- the access export -------------------------------------------------------------------------
+# --- the access export: the trail's part ------------------------------------------------------
 
-_CUSTOMER_DOC = text(
-    "SELECT id, email, name, company, phone, tier, created_at, updated_at"
-    " FROM customers WHERE id = :customer_id"
-)
 _MEMBERSHIP_DOC = text(
     "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at"
     " FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
     " WHERE lower(u.email) = :email"
 )
-_TICKET_DOCS = text(
-    "SELECT t.id, t.title, t.description, t.status, t.priority, t.category, t.assignee_id,"
-    " t.sla_due_at, t.first_response_at, t.sla_breached, t.escalated, t.status_changed_at,"
-    " t.created_at, t.updated_at,"
-    " coalesce((SELECT array_agg(g.tag ORDER BY g.tag) FROM ticket_tags g"
-    "  WHERE g.ticket_id = t.id), '{}') AS tags"
-    " FROM tickets t WHERE t.customer_id = :customer_id ORDER BY t.id"
-)
-# What they wrote anywhere, and the whole conversation on the tickets they requested.
-_COMMENT_DOCS = text(
-    "SELECT id, ticket_id, author_id, body, public, created_at,"
-    " author_id = ANY(:user_ids) AS by_subject"
-    " FROM comments WHERE author_id = ANY(:user_ids) OR ticket_id = ANY(:ticket_ids)"
-    " ORDER BY id"
-)
-_MESSAGE_DOCS = text(
-    "SELECT id, kind, event, recipient, payload, created_at, delivered_at, failed_at"
-    " FROM outbox WHERE lower(recipient) = :email ORDER BY id"
-)
 
 
-def export_subject(
-    session: Session, tenant: TenantRef, email: str, *, now: datetime | None = None
-) -> tuple[Subject, dict[str, Any]]:
-    """Everything this workspace holds about ``email``, as one document."""
-    subject = find_subject(session, email)
-    customer = None
-    if subject.customer_id is not None:
-        customer = dict(
-            session.execute(_CUSTOMER_DOC, {"customer_id": subject.customer_id}).mappings().one()
-        )
-    ids = {"user_ids": list(subject.user_ids), "ticket_ids": list(subject.ticket_ids)}
+def export_memberships(session: Session, subject: Subject) -> list[dict[str, Any]]:
+    return [
+        dict(row) for row in session.execute(_MEMBERSHIP_DOC, {"email": subject.email}).mappings()
+    ]
+
+
+def export_events(session: Session, subject: Subject) -> list[dict[str, Any]]:
     events = session.scalars(
         select(AuditEvent).where(_events_about(subject)).order_by(AuditEvent.id)
     )
-    document = {
-        "subject": subject.email,
-        "workspace": {"slug": tenant.slug, "name": tenant.name},
-        "generated_at": now or datetime.now(UTC),
-        "customer": customer,
-        "memberships": _rows(session, _MEMBERSHIP_DOC, {"email": subject.email}),
-        "tickets": _rows(session, _TICKET_DOCS, {"customer_id": subject.customer_id})
-        if subject.customer_id is not None
-        else [],
-        "comments": _rows(session, _COMMENT_DOCS, ids),
-        "messages": _rows(session, _MESSAGE_DOCS, {"email": subject.email}),
-        "audit_events": [event_document(e) for e in events],
-    }
-    return subject, document
+    return [event_document(e) for e in events]
 
 
-def _rows(session: Session, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(row) for row in session.execute(query, params).mappings()]
-
-
-# --- erasure -----------------------------------------------------------------------------------
-
-_TOMBSTONE_CUSTOMER = text(
-    "UPDATE customers SET email = :tombstone, name = '', company = NULL, phone = NULL,"
-    " updated_at = :now WHERE id = :customer_id"
-)
-# Status, priority, category, tags and every timestamp stay: the statistics survive.
-_REDACT_TICKETS = text(
-    "UPDATE tickets SET title = :redacted, description = :redacted"
-    " WHERE customer_id = :customer_id AND (title <> :redacted OR description <> :redacted)"
-    " RETURNING id"
-)
-_REDACT_COMMENTS = text(
-    "UPDATE comments SET body = :redacted"
-    " WHERE author_id = ANY(:user_ids) AND body <> :redacted RETURNING id"
-)
-# Mentions anywhere else. ``left`` keeps a title within its column when "[erased]" is longer
-# than the address it replaces.
-_UNMENTION_TICKETS = text(
-    "UPDATE tickets SET title = left(regexp_replace(title, :pattern, :erased, 'gi'), 200),"
-    " description = regexp_replace(description, :pattern, :erased, 'gi')"
-    " WHERE title ~* :pattern OR description ~* :pattern RETURNING id"
-)
-_UNMENTION_COMMENTS = text(
-    "UPDATE comments SET body = regexp_replace(body, :pattern, :erased, 'gi')"
-    " WHERE body ~* :pattern RETURNING id"
-)
-_UNMENTION_ATTEMPTS = text(
-    "UPDATE delivery_attempts SET error = regexp_replace(error, :pattern, :erased, 'gi')"
-    " WHERE error ~* :pattern"
-)
-_MESSAGES_ABOUT = text(
-    "SELECT id, kind, recipient, payload, delivered_at, failed_at, last_error FROM outbox"
-    " WHERE lower(recipient) = :email OR payload::text ~* :pattern OR last_error ~* :pattern"
-    " OR payload -> 'comment' ->> 'author_id' = ANY(:user_ids)"
-    " OR payload -> 'ticket' ->> 'id' = ANY(:ticket_ids)"
-    " ORDER BY id FOR UPDATE"
-)
-_UPDATE_MESSAGE = text(
-    "UPDATE outbox SET recipient = :recipient, payload = CAST(:payload AS jsonb),"
-    " last_error = :last_error, failed_at = :failed_at WHERE id = :id"
-)
+# --- erasure ------------------------------------------------------------------------------------
 
 
 def erase_subject(
-    session: Session, tenant: TenantRef, email: str, *, now: datetime | None = None
-) -> tuple[Subject, ErasureCounts]:
-    """Erase ``email``'s personal data from the workspace (see the module docstring)."""
-    if load_policy(session).legal_hold:
-        raise Conflict(
-            "This workspace is under a legal hold: its data is kept unchanged until the hold is "
-            "lifted, so personal data cannot be erased now.",
-            code="legal_hold",
-        )
+    session: Session,
+    tenant: TenantRef,
+    subject: Subject,
+    domains: DomainErasers,
+    *,
+    now: datetime | None = None,
+) -> ErasureCounts:
+    """Erase ``subject``'s personal data from the workspace (see the module docstring): each
+    domain's rows through its own eraser, then the trail's events."""
+    refuse_under_legal_hold(session)
     now = now or datetime.now(UTC)
-    subject = find_subject(session, email)
-    base = {"redacted": REDACTED, "pattern": subject.pattern, "erased": ERASED}
-    customers = 0
-    tickets: set[int] = set()
-    comments: set[int] = set()
-    if subject.customer_id is not None:
-        session.execute(
-            _TOMBSTONE_CUSTOMER,
-            {"tombstone": subject.tombstone, "now": now, "customer_id": subject.customer_id},
-        )
-        customers = 1
-        tickets.update(
-            session.scalars(_REDACT_TICKETS, {**base, "customer_id": subject.customer_id})
-        )
-    if subject.user_ids:
-        comments.update(
-            session.scalars(_REDACT_COMMENTS, {**base, "user_ids": list(subject.user_ids)})
-        )
-    tickets.update(session.scalars(_UNMENTION_TICKETS, base))
-    comments.update(session.scalars(_UNMENTION_COMMENTS, base))
-    session.execute(_UNMENTION_ATTEMPTS, base)
-    messages = _erase_messages(session, subject, now)
+    return ErasureCounts(
+        customers=domains.customers(session, subject, now=now),
+        tickets=domains.tickets(session, subject, now=now),
+        comments=domains.comments(session, subject, now=now),
+        messages=domains.messages(session, subject, now=now),
+        audit_events=erase_events(session, tenant, subject),
+        unerasable_audit_events=chained_mentions(session, subject),
+    )
+
+
+def erase_events(session: Session, tenant: TenantRef, subject: Subject) -> int:
+    """Drop the personal values of every event about the subject; the digest stays."""
     with owner_role(session, tenant):
-        erased_events = session.execute(
+        erased = session.execute(
             update(AuditEvent)
             .where(AuditEvent.personal.is_not(None), _events_about(subject))
             .values(personal=null())
             .returning(AuditEvent.id)
         ).all()
-    counts = ErasureCounts(
-        customers=customers,
-        tickets=len(tickets),
-        comments=len(comments),
-        messages=messages,
-        audit_events=len(erased_events),
-        unerasable_audit_events=chained_mentions(session, subject),
-    )
-    return subject, counts
-
-
-def _erase_messages(session: Session, subject: Subject, now: datetime) -> int:
-    """Redact outbox copies; an e-mail still waiting to go to the subject never goes."""
-    rows = session.execute(
-        _MESSAGES_ABOUT,
-        {
-            "email": subject.email,
-            "pattern": subject.pattern,
-            "user_ids": [str(u) for u in subject.user_ids],
-            "ticket_ids": [str(t) for t in subject.ticket_ids],
-        },
-    ).all()
-    scrubber = _Scrubber(subject)
-    changed = 0
-    for row in rows:
-        to_subject = row.recipient is not None and row.recipient.lower() == subject.email
-        payload = (
-            dict.fromkeys(row.payload, REDACTED)
-            if to_subject and row.kind == "email"
-            else scrubber.scrub(row.payload)
-        )
-        recipient = subject.tombstone if to_subject else row.recipient
-        last_error, failed_at = scrubber.scrub(row.last_error), row.failed_at
-        if to_subject and row.delivered_at is None and row.failed_at is None:
-            last_error, failed_at = NOT_SENT, now
-        new = (recipient, payload, last_error, failed_at)
-        if new == (row.recipient, row.payload, row.last_error, row.failed_at):
-            continue
-        session.execute(
-            _UPDATE_MESSAGE,
-            {
-                "id": row.id,
-                "recipient": recipient,
-                "payload": json.dumps(payload),
-                "last_error": last_error,
-                "failed_at": failed_at,
-            },
-        )
-        changed += 1
-    return changed
-
-
-class _Scrubber:
-    """Rewrites a JSON document (a webhook payload) without the subject in it."""
-
-    def __init__(self, subject: Subject) -> None:
-        self.subject = subject
-        self.mention = subject.python_pattern
-        self.authors = {str(u) for u in subject.user_ids}
-        self.tickets = set(subject.ticket_ids)
-
-    def scrub(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.mention.sub(ERASED, value)
-        if isinstance(value, list):
-            return [self.scrub(item) for item in value]
-        if not isinstance(value, dict):
-            return value
-        out = {key: self.scrub(item) for key, item in value.items()}
-        email = value.get("email")
-        if isinstance(email, str) and email.lower() == self.subject.email:
-            # A person object (a ticket's customer): the same tombstone as the customer record.
-            out["email"] = self.subject.tombstone
-            if "name" in value:
-                out["name"] = ""
-            out.update({key: None for key in ("company", "phone") if key in value})
-        if str(value.get("author_id")) in self.authors and "body" in value:
-            out["body"] = REDACTED
-        if isinstance(value.get("customer"), dict) and value.get("id") in self.tickets:
-            out.update({k: REDACTED for k in ("title", "description") if k in value})
-        return out
+    return len(erased)
 
 
 def chained_mentions(session: Session, subject: Subject) -> int:
-    """Events whose hashed columns mention the subject's address: rewriting those would break the
-    chain, so they stay, and the erasure says how many there are."""
+    """Events whose hashed columns mention the subject: rewriting those would break the chain,
+    so they stay, and the erasure says how many there are."""
     chained_text = func.concat_ws(
         " ",
         cast(AuditEvent.changes, Text),

@@ -10,6 +10,10 @@ users, not its retention policy. Audit events go oldest
 first, and every batch records a checkpoint with the hash of its last event, so the remaining
 chain still verifies (``audit.queries.chain_start``).
 
+Closed tickets (and their comments) belong to the tickets domain, above this package: it hands
+its ``purge_closed`` / ``count_closed`` in as a ``ClosedTickets`` (``helpdesk.compliance.service``
+binds them), so this module runs no SQL on another package's tables.
+
 Ages are measured against the clock of this process (``now``), like every timestamp the
 application writes, rather than the database server's.
 """
@@ -20,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import takewhile
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, Result, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -38,25 +42,6 @@ from tenants.models import TenantStatus
 POLICY_FIELDS = ("closed_ticket_days", "audit_event_days", "legal_hold")
 RETENTION_JOB = "retention"  # the command, and the system actor its runs are audited as
 DEFAULT_BATCH_SIZE = 1000
-# Closed tickets in id order through ix_tickets_status_id, resuming after the last batch, so a
-# run reads each closed ticket once. A ticket some request holds (being reopened, say) is left
-# for the next run rather than waited for; the lock re-checks the row, so one reopened since
-# the scan began is not deleted.
-_EXPIRED_TICKETS = text(
-    "SELECT id FROM tickets"
-    " WHERE status = 'closed' AND status_changed_at < :cutoff AND id > :after"
-    " ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
-)
-_DELETE_COMMENTS = text("DELETE FROM comments WHERE ticket_id = ANY(:ids)")
-# ticket_tags go with their tickets (ON DELETE CASCADE).
-_DELETE_TICKETS = text("DELETE FROM tickets WHERE id = ANY(:ids)")
-_COUNT_EXPIRED_TICKETS = text(
-    "SELECT count(*) FROM tickets WHERE status = 'closed' AND status_changed_at < :cutoff"
-)
-_COUNT_EXPIRED_COMMENTS = text(
-    "SELECT count(*) FROM comments WHERE ticket_id IN"
-    " (SELECT id FROM tickets WHERE status = 'closed' AND status_changed_at < :cutoff)"
-)
 _OLDEST_EVENTS = text("SELECT id, hash, occurred_at FROM audit_events ORDER BY id LIMIT :limit")
 _DELETE_EVENTS = text("DELETE FROM audit_events WHERE id <= :last_id")
 # The purge removes a prefix of the chain: events up to the first one young enough to keep.
@@ -65,6 +50,30 @@ _COUNT_EXPIRED_EVENTS = text(
     " SELECT count(*) FROM audit_events, boundary"
     " WHERE boundary.id IS NULL OR audit_events.id < boundary.id"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PurgedTickets:
+    """What one purge batch removed, or a count would remove: the tickets' ids (none for a
+    count), how many tickets and how many of their comments."""
+
+    ids: list[int]
+    tickets: int
+    comments: int
+
+
+class ClosedTickets(Protocol):
+    """The tickets domain's side of retention: closed tickets whose status last changed before
+    ``cutoff`` (strictly), with their comments and tags."""
+
+    def count_closed(self, session: Session, *, cutoff: datetime) -> PurgedTickets: ...
+
+    def purge_closed(
+        self, session: Session, *, cutoff: datetime, after: int, limit: int
+    ) -> PurgedTickets:
+        """Delete the next ``limit`` such tickets with ids above ``after``, skipping any a
+        request holds."""
+        ...
 
 
 @dataclass(slots=True)
@@ -144,6 +153,7 @@ def run_retention(
     sessions: sessionmaker[Session],
     tenant: TenantRef,
     *,
+    tickets: ClosedTickets,
     dry_run: bool = False,
     now: datetime | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -163,11 +173,12 @@ def run_retention(
         )
     return retain(
         WorkspaceRun(tenant, session, sessions, now or datetime.now(UTC), batch_size),
+        tickets=tickets,
         dry_run=dry_run,
     )
 
 
-def retain(run: WorkspaceRun, *, dry_run: bool) -> RetentionReport:
+def retain(run: WorkspaceRun, *, tickets: ClosedTickets, dry_run: bool) -> RetentionReport:
     """Purge (or count, with ``dry_run``) what the workspace's policy no longer keeps. The
     caller holds the retention lock in ``run.session``; deletes go in transactions of their own.
     """
@@ -185,11 +196,10 @@ def retain(run: WorkspaceRun, *, dry_run: bool) -> RetentionReport:
         return report  # a legal hold keeps everything
     if report.ticket_cutoff is not None:
         if dry_run:
-            params = {"cutoff": report.ticket_cutoff}
-            report.tickets = run.session.execute(_COUNT_EXPIRED_TICKETS, params).scalar_one()
-            report.comments = run.session.execute(_COUNT_EXPIRED_COMMENTS, params).scalar_one()
+            counted = tickets.count_closed(run.session, cutoff=report.ticket_cutoff)
+            report.tickets, report.comments = counted.tickets, counted.comments
         else:
-            _purge_tickets(run, report, cutoff=report.ticket_cutoff)
+            _purge_tickets(run, report, tickets, cutoff=report.ticket_cutoff)
     if report.audit_cutoff is not None:
         if dry_run:
             report.audit_events = run.session.execute(
@@ -208,14 +218,14 @@ def _rowcount(result: Result[Any]) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
-def _purge_tickets(run: WorkspaceRun, report: RetentionReport, *, cutoff: datetime) -> None:
+def _purge_tickets(
+    run: WorkspaceRun, report: RetentionReport, tickets: ClosedTickets, *, cutoff: datetime
+) -> None:
     def purge(batch: Session, after: int) -> list[int]:
-        params = {"cutoff": cutoff, "after": after, "limit": run.batch_size}
-        ids = list(batch.scalars(_EXPIRED_TICKETS, params))
-        if ids:
-            report.comments += _rowcount(batch.execute(_DELETE_COMMENTS, {"ids": ids}))
-            report.tickets += _rowcount(batch.execute(_DELETE_TICKETS, {"ids": ids}))
-        return ids
+        purged = tickets.purge_closed(batch, cutoff=cutoff, after=after, limit=run.batch_size)
+        report.tickets += purged.tickets
+        report.comments += purged.comments
+        return purged.ids
 
     report.batches += run.batches_in_transactions(purge).batches
 
@@ -247,8 +257,8 @@ def _purge_events(run: WorkspaceRun, report: RetentionReport, *, cutoff: datetim
     report.batches += run.batches_in_transactions(purge).batches
 
 
-def _retention_run(run: WorkspaceRun, *, dry_run: bool) -> RetentionReport:
-    report = retain(run, dry_run=dry_run)
+def _retention_run(run: WorkspaceRun, *, tickets: ClosedTickets, dry_run: bool) -> RetentionReport:
+    report = retain(run, tickets=tickets, dry_run=dry_run)
     record_event(
         run.session,
         actor=Actor.system(RETENTION_JOB),
@@ -259,12 +269,12 @@ def _retention_run(run: WorkspaceRun, *, dry_run: bool) -> RetentionReport:
     return report
 
 
-def retention_job(*, dry_run: bool = False) -> Job[RetentionReport]:
+def retention_job(*, tickets: ClosedTickets, dry_run: bool = False) -> Job[RetentionReport]:
     """The scheduled job: each run audited as the system's, in the run's own transaction."""
     return Job(
         RETENTION_JOB,
         LockKey.RETENTION,
-        partial(_retention_run, dry_run=dry_run),
+        partial(_retention_run, tickets=tickets, dry_run=dry_run),
         DEFAULT_BATCH_SIZE,
         statuses=frozenset({TenantStatus.ACTIVE, TenantStatus.SUSPENDED}),
     )
@@ -273,6 +283,7 @@ def retention_job(*, dry_run: bool = False) -> Job[RetentionReport]:
 def run_retention_job(
     sessions: sessionmaker[Session],
     *,
+    tickets: ClosedTickets,
     slugs: Sequence[str] | None = None,
     dry_run: bool = False,
     now: datetime | None = None,
@@ -281,5 +292,9 @@ def run_retention_job(
     """Every workspace (or ``slugs``), one at a time, through the one job runner. A failure in
     one workspace is reported and the others still run."""
     return run_each_workspace(
-        sessions, retention_job(dry_run=dry_run), slugs=slugs, now=now, batch_size=batch_size
+        sessions,
+        retention_job(tickets=tickets, dry_run=dry_run),
+        slugs=slugs,
+        now=now,
+        batch_size=batch_size,
     )

@@ -22,8 +22,9 @@ from typing import Any
 
 import psycopg
 
-from audit.retention import run_retention, update_policy
+from audit.retention import update_policy
 from bench.support import bench_database, bench_workspace
+from helpdesk.compliance.service import run_retention
 from helpdesk.core.db import tenant_transaction
 from helpdesk.runtime import Runtime
 from tenants.context import TenantRef

@@ -115,7 +115,7 @@ def retention(
     ] = 1000,
 ) -> None:
     """Purge closed tickets and audit events older than each workspace's policy allows."""
-    from audit.retention import run_retention_job
+    from helpdesk.compliance.service import run_retention_job
 
     with open_runtime() as runtime:
         run = run_retention_job(

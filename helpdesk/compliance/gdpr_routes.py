@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from audit import gdpr
 from auth.permissions import Permission
+from helpdesk.compliance import service as compliance
 from helpdesk.compliance.gdpr_schemas import SUBJECT_EMAIL_PATTERN, ErasureOut, SubjectExport
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import AppRoute, Scope, require
@@ -32,7 +32,7 @@ SubjectEmail = Annotated[
 
 @router.get("/subjects/{email}/export", responses=error_responses(401, 403, 422))
 async def export_subject(email: SubjectEmail, scope: Exporter) -> SubjectExport:
-    subject, document = await scope.run(gdpr.export_subject, scope.caller.workspace, email)
+    subject, document = await scope.run(compliance.export_subject, scope.caller.workspace, email)
     export = SubjectExport.model_validate(document)
     await scope.audit(
         "gdpr.export",
@@ -52,7 +52,7 @@ async def export_subject(email: SubjectEmail, scope: Exporter) -> SubjectExport:
 
 @router.post("/subjects/{email}/erase", responses=error_responses(401, 403, 409, 422))
 async def erase_subject(email: SubjectEmail, scope: Eraser) -> ErasureOut:
-    subject, counts = await scope.run(gdpr.erase_subject, scope.caller.workspace, email)
+    subject, counts = await scope.run(compliance.erase_subject, scope.caller.workspace, email)
     await scope.audit(
         "gdpr.erase", "customer", subject.customer_id, changes=asdict(counts), personal_data=True
     )

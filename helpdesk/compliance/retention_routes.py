@@ -9,6 +9,7 @@ from audit import retention
 from audit.trail import actor_of, record_event
 from auth.caller import Caller
 from auth.permissions import Permission
+from helpdesk.compliance import service as compliance
 from helpdesk.compliance.retention_schemas import (
     RetentionPolicyIn,
     RetentionPolicyOut,
@@ -58,7 +59,7 @@ def _run_recorded(
 ) -> retention.RetentionReport:
     tenant = caller.workspace
     with tenant_transaction(sessions, tenant.schema_name, tenant.role_name) as session:
-        report = retention.run_retention(session, sessions, tenant, dry_run=dry_run)
+        report = compliance.run_retention(session, sessions, tenant, dry_run=dry_run)
         record_event(
             session,
             actor=actor_of(caller),

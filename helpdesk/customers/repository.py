@@ -1,8 +1,9 @@
 """Customer queries, under the request's tenant scope."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from helpdesk.customers.models import Customer
@@ -25,3 +26,13 @@ def page(session: Session, *, after_id: int | None, limit: int) -> Sequence[Cust
     if after_id is not None:
         query = query.where(Customer.id > after_id)
     return session.scalars(query).all()
+
+
+def tombstone(session: Session, customer_id: int, *, email: str, now: datetime) -> None:
+    """A customer record that no longer says who it was: no name, company or phone."""
+    session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id)
+        .values(email=email, name="", company=None, phone=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from audit.gdpr import Subject
 from helpdesk.core.errors import Conflict, NotFound
 from helpdesk.customers import repository
 from helpdesk.customers.models import Customer
@@ -82,3 +83,28 @@ def customer_for_email(session: Session, email: str, name: str | None) -> Custom
     if customer is None:  # the insert or the row it conflicted with must be there
         raise RuntimeError(f"customer {email} neither inserted nor found")
     return customer
+
+
+# --- GDPR: this domain's part of a subject's export and erasure --------------------------------
+
+
+def subject_record(session: Session, email: str) -> Customer | None:
+    """The customer record with this address (case-insensitively), if any."""
+    return repository.by_email(session, email)
+
+
+def export_subject(session: Session, subject: Subject) -> dict[str, Any] | None:
+    if subject.customer_id is None:
+        return None
+    customer = get_customer(session, subject.customer_id)
+    fields = ("id", "email", "name", "company", "phone", "tier", "created_at", "updated_at")
+    return {name: getattr(customer, name) for name in fields}
+
+
+def erase_subject(session: Session, subject: Subject, *, now: datetime) -> int:
+    """The subject's customer record becomes a tombstone (``Subject.tombstone``); its id, tier
+    and tickets stay."""
+    if subject.customer_id is None:
+        return 0
+    repository.tombstone(session, subject.customer_id, email=subject.tombstone, now=now)
+    return 1

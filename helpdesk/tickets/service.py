@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from audit.gdpr import ERASED, REDACTED, Subject
+from audit.retention import PurgedTickets
 from audit.trail import Actor, record_event
 from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
@@ -372,3 +374,47 @@ def first_response(session: Session, ticket: Ticket, at: datetime) -> None:
         ticket.first_response_at = at
         if ticket.sla_due_at is not None and at > ticket.sla_due_at:
             ticket.sla_breached = True
+
+
+# --- GDPR: this domain's part of a subject's export and erasure --------------------------------
+
+
+def requested_by(session: Session, customer_id: int | None) -> list[int]:
+    """The tickets a customer requested, in id order."""
+    return [] if customer_id is None else repository.requested_by(session, customer_id)
+
+
+def export_subject(session: Session, subject: Subject) -> list[dict[str, Any]]:
+    if subject.customer_id is None:
+        return []
+    return repository.requested_documents(session, subject.customer_id)
+
+
+def erase_subject(session: Session, subject: Subject, *, now: datetime) -> int:
+    """Tickets the subject requested lose their title and description (status, priority,
+    category, tags, SLA figures and every timestamp stay); any other ticket's text loses its
+    mentions of the subject. Returns how many tickets changed."""
+    changed: set[int] = set()
+    if subject.customer_id is not None:
+        changed |= repository.redact_requested(session, subject.customer_id, redacted=REDACTED)
+    changed |= repository.unmention(session, pattern=subject.pattern, erased=ERASED)
+    return len(changed)
+
+
+# --- retention: closed tickets past the policy -------------------------------------------------
+
+
+def count_closed(session: Session, *, cutoff: datetime) -> PurgedTickets:
+    """Closed tickets whose status last changed before ``cutoff``, and their comments."""
+    tickets, comments = repository.count_closed_before(session, cutoff)
+    return PurgedTickets([], tickets, comments)
+
+
+def purge_closed(session: Session, *, cutoff: datetime, after: int, limit: int) -> PurgedTickets:
+    """Delete the next ``limit`` closed tickets (id above ``after``) whose status last changed
+    before ``cutoff``, with their comments and tags; rows a request holds are left for later."""
+    ids = repository.closed_before(session, cutoff, after=after, limit=limit)
+    if not ids:
+        return PurgedTickets([], 0, 0)
+    tickets, comments = repository.delete_with_comments(session, ids)
+    return PurgedTickets(ids, tickets, comments)

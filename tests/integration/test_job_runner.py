@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from audit.retention import retention_job
+from helpdesk.compliance.service import retention_job
 from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.outbox.worker import delivery_job
 from helpdesk.runtime import Runtime
