@@ -28,3 +28,25 @@ def unknown_permissions(names: list[str]) -> list[str]:
 
 def all_permission_names() -> list[str]:
     return sorted(p.value for p in Permission)
+
+
+# Appointing someone to compliance is not exercising its rights: a holder of members.manage may
+# do it although it holds none of them (the separation of duties in API.md's role table).
+APPOINTABLE_BY_MEMBER_MANAGERS = "compliance"
+
+
+def beyond_ceiling(
+    held: frozenset[Permission], granted: frozenset[Permission] | set[Permission]
+) -> list[str]:
+    """The permissions in ``granted`` that a caller holding ``held`` may not grant, sorted."""
+    return sorted(p.value for p in set(granted) - held)
+
+
+def beyond_appointment_ceiling(
+    held: frozenset[Permission], role: str, granted: frozenset[Permission]
+) -> list[str]:
+    """What a caller holding ``held`` lacks to appoint someone to (or move them from) ``role``,
+    whose permissions are ``granted``; empty when it may."""
+    if role == APPOINTABLE_BY_MEMBER_MANAGERS and Permission.MEMBERS_MANAGE in held:
+        return []
+    return beyond_ceiling(held, granted)

@@ -1,5 +1,7 @@
-"""Membership rules: roles must exist, a workspace keeps at least one admin, and a removal or
-demotion counts on the member's next request (the pipeline reads membership every time)."""
+"""Membership rules: roles must exist, a workspace keeps at least one admin, a removal or
+demotion counts on the member's next request (the pipeline reads membership every time), and
+a caller appoints, moves or removes members only within its own permissions (its privilege
+ceiling; compliance is the one exception) and never changes its own role."""
 
 import hashlib
 import secrets
@@ -10,8 +12,10 @@ from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from auth.caller import Caller
-from auth.models import Invitation, Membership, User
-from helpdesk.core.errors import Conflict, InvalidInput, NotFound
+from auth.models import CustomRole, Invitation, Membership, User
+from auth.permissions import BUILTIN_ROLES, Permission
+from auth.roles import beyond_appointment_ceiling, resolve_role
+from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from helpdesk.members.schemas import MemberIn, MemberOut
 from helpdesk.roles.service import role_exists
 
@@ -60,12 +64,35 @@ def _check_role(session: Session, caller: Caller, role: str) -> None:
         )
 
 
+def _role_permissions(session: Session, caller: Caller, role: str) -> frozenset[Permission]:
+    if role in BUILTIN_ROLES:
+        return BUILTIN_ROLES[role]
+    custom = session.get(CustomRole, (caller.workspace.id, role))
+    permissions, _ = resolve_role(role, custom.permissions if custom else None, None)
+    return permissions
+
+
+def _check_ceiling(session: Session, caller: Caller, role: str, doing: str) -> None:
+    """Refuse ``doing`` (appointing to ``role``, or moving someone out of it) unless the caller
+    holds every permission ``role`` grants."""
+    missing = beyond_appointment_ceiling(
+        caller.permissions, role, _role_permissions(session, caller, role)
+    )
+    if missing:
+        raise Forbidden(
+            f"You lack the permission(s) {', '.join(missing)} that the role {role!r} grants, "
+            f"so you may not {doing}: you may assign only roles within your own permissions.",
+            permission=Permission.MEMBERS_MANAGE.value,
+        )
+
+
 def add_member(
     session: Session, caller: Caller, data: MemberIn, *, password_hash: str | None
 ) -> tuple[MemberOut, str | None]:
     """Add a member; ``password_hash`` is ``data.password`` already hashed (off the event loop,
     by the caller: argon2 is CPU-bound), or None to invite them to set one."""
     _check_role(session, caller, data.role)
+    _check_ceiling(session, caller, data.role, "appoint anyone to it")
     # A SECURITY DEFINER function: the tenant's role may create an identity or find one by
     # email, and learns nothing else about identities outside its workspace.
     user_id, created = session.execute(
@@ -124,9 +151,17 @@ def change_role(
     session: Session, caller: Caller, user_id: uuid.UUID, role: str
 ) -> tuple[MemberOut, str]:
     _check_role(session, caller, role)
+    if user_id == caller.user_id:
+        raise Forbidden(
+            "You lack permission to change your own role: nobody changes their own role; "
+            "ask another member who manages members.",
+            permission=Permission.MEMBERS_MANAGE.value,
+        )
+    _check_ceiling(session, caller, role, "appoint anyone to it")
     admins = _lock_admins(session, caller.workspace.id)
     membership = _membership(session, caller, user_id)
     before = membership.role
+    _check_ceiling(session, caller, before, "move a member who holds it")
     if before == ADMIN and role != ADMIN:
         _refuse_last_admin(admins, user_id, "demote")
     membership.role = role
@@ -138,6 +173,7 @@ def remove_member(session: Session, caller: Caller, user_id: uuid.UUID) -> Membe
     admins = _lock_admins(session, caller.workspace.id)
     member = get_member(session, caller, user_id)
     membership = _membership(session, caller, user_id)
+    _check_ceiling(session, caller, membership.role, "remove a member who holds it")
     if membership.role == ADMIN:
         _refuse_last_admin(admins, user_id, "remove")
     session.delete(membership)

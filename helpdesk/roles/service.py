@@ -1,5 +1,6 @@
 """Custom role rules: names never shadow a built-in, permissions come from the registry,
-built-in roles are read-only, and a role still held cannot be deleted."""
+built-in roles are read-only, a role still held cannot be deleted, and a caller defines only
+roles within its own permissions (its privilege ceiling) and never edits the role it holds."""
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -7,7 +8,7 @@ from sqlalchemy.orm import Session
 from auth.caller import Caller
 from auth.models import CustomRole, Membership
 from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES, Permission
-from auth.roles import ROLE_NAME, all_permission_names, unknown_permissions
+from auth.roles import ROLE_NAME, all_permission_names, beyond_ceiling, unknown_permissions
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from helpdesk.roles.schemas import RoleIn, RoleOut, RolePatch
 
@@ -22,6 +23,16 @@ def _check_permissions(names: list[str]) -> list[str]:
             field="permissions",
         )
     return sorted(set(names))
+
+
+def _check_ceiling(caller: Caller, name: str, permissions: list[str]) -> None:
+    missing = beyond_ceiling(caller.permissions, {Permission(p) for p in permissions})
+    if missing:
+        raise Forbidden(
+            f"You lack the permission(s) {', '.join(missing)} that the role {name!r} would "
+            "grant: you may grant only permissions you hold.",
+            permission=Permission.ROLES_MANAGE.value,
+        )
 
 
 def _out(role: CustomRole) -> RoleOut:
@@ -90,12 +101,14 @@ def create_role(session: Session, caller: Caller, data: RoleIn) -> RoleOut:
             code="invalid_role_name",
             field="name",
         )
+    permissions = _check_permissions(data.permissions)
+    _check_ceiling(caller, data.name, permissions)
     if role_exists(session, caller, data.name):
         raise Conflict(f"A role named {data.name!r} exists already.", code="role_exists")
     role = CustomRole(
         tenant_id=caller.workspace.id,
         name=data.name,
-        permissions=_check_permissions(data.permissions),
+        permissions=permissions,
         ticket_scope=data.ticket_scope,
     )
     session.add(role)
@@ -107,6 +120,16 @@ def update_role(
     session: Session, caller: Caller, name: str, patch: RolePatch
 ) -> tuple[RoleOut, dict[str, object]]:
     role = _custom(session, caller, name)
+    if role.name == caller.role:
+        raise Forbidden(
+            f"You lack permission to edit the role {name!r}: it is the one you hold, and "
+            "nobody changes their own role.",
+            permission=Permission.ROLES_MANAGE.value,
+        )
+    after = role.permissions if patch.permissions is None else _check_permissions(patch.permissions)
+    # The role as it would be: a caller may not touch a role that grants more than it holds,
+    # even to change only its ticket scope.
+    _check_ceiling(caller, name, [p for p in after if p in set(all_permission_names())])
     changes: dict[str, object] = {}
     if patch.permissions is not None:
         permissions = _check_permissions(patch.permissions)

@@ -123,6 +123,7 @@ def _roles(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
 )
 def test_the_last_admin_is_refused_with_a_409_that_says_so(
     client: TestClient,
+    factory: Factory,
     ws: Workspace,
     admin: dict[str, str],
     method: str,
@@ -133,21 +134,29 @@ def test_the_last_admin_is_refused_with_a_409_that_says_so(
         json={"name": "custom-admin", "permissions": ["members.manage", "roles.manage"]},
         headers=admin,
     )
-    response = client.request(method, f"{MEMBERS}/{ws.admin.user_id}", json=body, headers=admin)
+    # Nobody changes their own role: a deputy holding every admin permission (but not the
+    # admin role) tries the demotions; the last admin tries to leave.
+    every = client.get(f"{ROLES}?limit=1", headers=admin).json()["items"][0]["permissions"]
+    assert client.post(
+        ROLES, json={"name": "deputy", "permissions": every}, headers=admin
+    ).is_success
+    caller = factory.headers(factory.member(ws, "deputy"), ws) if method == "PATCH" else admin
+    response = client.request(method, f"{MEMBERS}/{ws.admin.user_id}", json=body, headers=caller)
     assert (response.status_code, response.json()["code"]) == (409, "last_admin")
     assert "last admin" in response.json()["detail"]
     assert _roles(client, admin)[ws.admin.email] == "admin"
 
 
-def test_an_admin_may_step_down_once_another_admin_exists(
+def test_an_admin_may_be_moved_down_once_another_admin_exists(
     client: TestClient, factory: Factory, ws: Workspace, admin: dict[str, str]
 ) -> None:
     me = f"{MEMBERS}/{ws.admin.user_id}"
     second = factory.member(ws, "admin")
-    assert client.patch(me, json={"role": "agent"}, headers=admin).status_code == 200
+    second_headers = factory.headers(second, ws)
+    # Not by themselves (nobody changes their own role), by the other admin.
+    assert client.patch(me, json={"role": "agent"}, headers=second_headers).status_code == 200
     # The demotion counts at once: the old token no longer manages members.
     assert client.get(MEMBERS, headers=admin).status_code == 403
-    second_headers = factory.headers(second, ws)
     assert _roles(client, second_headers)[ws.admin.email] == "agent"
     # Now the second admin is the last one, and is protected in turn.
     last = client.delete(f"{MEMBERS}/{second.user_id}", headers=second_headers)
