@@ -1,7 +1,9 @@
 """Opaque refresh tokens: stored as SHA-256 digests, rotated on every use.
 
-Presenting a token that was already spent means it was copied: every token of its family (the
-chain of rotations since one login) is revoked, the thief's and the owner's alike.
+A token's family (the chain of rotations since one login) is a session: access tokens name it
+(the ``sid`` claim), and the request pipeline refuses them once no token of the family is live.
+Presenting a token that was already spent means it was copied: every token of its family is
+revoked, the thief's and the owner's alike, which ends the session.
 """
 
 import hashlib
@@ -21,10 +23,22 @@ from helpdesk.core.errors import Unauthorized
 class RefreshGrant:
     user_id: uuid.UUID
     tenant_id: uuid.UUID | None
+    session_id: uuid.UUID
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(
+    session: Session, *, user_id: uuid.UUID, tenant_id: uuid.UUID | None, lifetime: timedelta
+) -> tuple[uuid.UUID, str]:
+    """Open a session: its id (for the access token's ``sid``) and its first refresh token."""
+    session_id = uuid.uuid4()
+    token = issue_refresh_token(
+        session, user_id=user_id, tenant_id=tenant_id, lifetime=lifetime, family_id=session_id
+    )
+    return session_id, token
 
 
 def issue_refresh_token(
@@ -33,13 +47,13 @@ def issue_refresh_token(
     user_id: uuid.UUID,
     tenant_id: uuid.UUID | None,
     lifetime: timedelta,
-    family_id: uuid.UUID | None = None,
+    family_id: uuid.UUID,
 ) -> str:
     token = secrets.token_urlsafe(32)
     session.add(
         RefreshToken(
             token_hash=_digest(token),
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             user_id=user_id,
             tenant_id=tenant_id,
             expires_at=datetime.now(UTC) + lifetime,
@@ -74,7 +88,8 @@ def spend_refresh_token(
         lifetime=lifetime,
         family_id=row.family_id,
     )
-    return RefreshGrant(user_id=row.user_id, tenant_id=row.tenant_id), new_token
+    grant = RefreshGrant(user_id=row.user_id, tenant_id=row.tenant_id, session_id=row.family_id)
+    return grant, new_token
 
 
 def revoke_family(session: Session, family_id: uuid.UUID) -> None:
@@ -85,26 +100,44 @@ def revoke_family(session: Session, family_id: uuid.UUID) -> None:
     )
 
 
-def revoke_refresh_token(session: Session, token: str, *, user_id: uuid.UUID) -> bool:
-    """Logout: revoke the presented token's family if it belongs to ``user_id``."""
-    row = session.scalars(
-        select(RefreshToken).where(
+def end_session(
+    session: Session, *, user_id: uuid.UUID, session_id: uuid.UUID | None, token: str
+) -> None:
+    """Logout: end the session the access token names and the one the refresh token belongs
+    to (the same one, unless the client mixed up two of its sessions), if they are the
+    caller's."""
+    families = set() if session_id is None else {session_id}
+    family = session.scalar(
+        select(RefreshToken.family_id).where(
             RefreshToken.token_hash == _digest(token), RefreshToken.user_id == user_id
         )
-    ).one_or_none()
-    if row is None:
-        return False
-    revoke_family(session, row.family_id)
-    return True
+    )
+    if family is not None:
+        families.add(family)
+    if families:
+        session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.family_id.in_(families),
+                RefreshToken.user_id == user_id,
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(revoked_at=datetime.now(UTC))
+        )
 
 
-def revoke_user_tokens(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID | None) -> None:
-    session.execute(
+def end_user_sessions(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID | None) -> int:
+    """End every session of ``user_id`` in one workspace (None: on the platform); how many
+    refresh tokens that revoked."""
+    result = session.execute(
         update(RefreshToken)
         .where(
             RefreshToken.user_id == user_id,
-            RefreshToken.tenant_id == tenant_id,
+            RefreshToken.tenant_id.is_(None)
+            if tenant_id is None
+            else RefreshToken.tenant_id == tenant_id,
             RefreshToken.revoked_at.is_(None),
         )
         .values(revoked_at=datetime.now(UTC))
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]

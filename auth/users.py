@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from auth.models import Membership, User
 from auth.passwords import hash_password
+from auth.refresh_tokens import end_user_sessions
 
 
 def find_user_by_email(session: Session, email: str) -> User | None:
@@ -41,4 +42,19 @@ def add_membership(
     session: Session, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str
 ) -> None:
     session.add(Membership(user_id=user_id, tenant_id=tenant_id, role=role))
+    session.flush()
+
+
+def find_operator(session: Session, email: str) -> User | None:
+    user = find_user_by_email(session, email)
+    return user if user is not None and user.is_operator else None
+
+
+def set_operator_disabled(session: Session, operator: User, *, disabled: bool) -> None:
+    """Disable or enable an operator. The request pipeline reads the flag on every request, so
+    a disabled operator's tokens are refused on the next one; disabling also ends their
+    sessions, so enabling them again revives none (they sign in anew)."""
+    operator.disabled = disabled
+    if disabled:
+        end_user_sessions(session, operator.id, None)
     session.flush()

@@ -47,13 +47,23 @@ _ENTER_TENANT = text(
     " set_config('role', role_name, true) AS _role"
     " FROM public.tenants WHERE id = :tenant_id"
 )
+# The session check rides along with the membership read: one round trip answers whether the
+# caller is still a member and whether the session their token names is still open (logout,
+# a spent refresh token's reuse and removal from the workspace end it). session_live is a
+# SECURITY DEFINER function: the tenant's role may not read refresh_tokens itself.
 _MEMBER = text(
-    "SELECT m.role, u.email, u.name, u.disabled, cr.permissions, cr.ticket_scope"
+    "SELECT m.role, u.email, u.name, u.disabled, cr.permissions, cr.ticket_scope,"
+    " public.session_live(CAST(:session_id AS uuid), m.user_id, m.tenant_id) AS session_live"
     " FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
     " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
     " WHERE m.user_id = :user_id AND m.tenant_id = :tenant_id"
 )
-_OPERATOR = text("SELECT email, name, disabled, is_operator FROM public.users WHERE id = :user_id")
+_OPERATOR = text(
+    "SELECT email, name, disabled, is_operator,"
+    " public.session_live(CAST(:session_id AS uuid), id, NULL) AS session_live"
+    " FROM public.users WHERE id = :user_id"
+)
+_SESSION_ENDED = "This token is revoked: its session has ended (signed out, or ended for you)."
 
 
 P = ParamSpec("P")
@@ -159,10 +169,13 @@ def _enter_tenant(session: Session, claims: AccessClaims, tenant_id: uuid.UUID) 
     if row.status != "active":
         raise unavailable(row.slug, row.status)
     member = session.execute(
-        _MEMBER, {"user_id": claims.user_id, "tenant_id": tenant_id}
+        _MEMBER,
+        {"user_id": claims.user_id, "tenant_id": tenant_id, "session_id": claims.session_id},
     ).one_or_none()
     if member is None or member.disabled:
         raise Unauthorized("This token is revoked: you are no longer a member of this workspace.")
+    if not member.session_live:
+        raise Unauthorized(_SESSION_ENDED)
     tenant = TenantRef(
         id=row.id,
         slug=row.slug,
@@ -184,9 +197,14 @@ def _enter_tenant(session: Session, claims: AccessClaims, tenant_id: uuid.UUID) 
 
 
 def _enter_platform(session: Session, claims: AccessClaims) -> Caller:
-    row = session.execute(_OPERATOR, {"user_id": claims.user_id}).one_or_none()
+    row = session.execute(
+        _OPERATOR, {"user_id": claims.user_id, "session_id": claims.session_id}
+    ).one_or_none()
+    # Read on every request: a disabled or demoted operator is refused on the next one.
     if row is None or row.disabled or not row.is_operator:
         raise Unauthorized("This token is revoked: its user is no longer a platform operator.")
+    if not row.session_live:
+        raise Unauthorized(_SESSION_ENDED)
     return Caller(
         user_id=claims.user_id,
         email=row.email,

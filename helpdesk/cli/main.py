@@ -347,3 +347,36 @@ def operators_create(
             is_operator=True,
         )
     out.print(f"created operator {email}")
+
+
+def _set_operator_disabled(email: str, *, disabled: bool) -> None:
+    from audit.platform import record_platform_event
+    from auth.users import find_operator, set_operator_disabled
+
+    with open_runtime() as runtime, transaction(runtime.sessions) as session:
+        operator = find_operator(session, email)
+        if operator is None:
+            err.print(f"[red]error:[/] there is no operator with the email {email}")
+            raise typer.Exit(1)
+        set_operator_disabled(session, operator, disabled=disabled)
+        record_platform_event(
+            session,
+            action="operator.disable" if disabled else "operator.enable",
+            target_type="user",
+            target_id=str(operator.id),
+            details={"email": operator.email, "by": "cli"},
+        )
+    out.print(f"operator {email}: {'disabled' if disabled else 'enabled'}")
+
+
+@operators_app.command("disable")
+def operators_disable(email: str) -> None:
+    """Disable an operator: their tokens are refused from the next request, and their sessions
+    end (enabling them again revives none)."""
+    _set_operator_disabled(email, disabled=True)
+
+
+@operators_app.command("enable")
+def operators_enable(email: str) -> None:
+    """Enable a disabled operator again; they sign in anew."""
+    _set_operator_disabled(email, disabled=False)

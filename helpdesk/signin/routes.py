@@ -79,12 +79,17 @@ async def refresh(body: RefreshIn, runtime: RuntimeDep, path: RequestPathDep) ->
 
 
 @router.post(
-    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400, 401, 413, 422)
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(400, 401, 413, 422),
+    response_description="The session has ended: its access token is refused from now on.",
 )
 async def logout(
     body: RefreshIn, claims: ClaimsDep, runtime: RuntimeDep, path: RequestPathDep
 ) -> Response:
-    await path.off_loop(service.logout, runtime.sessions, body.refresh_token, claims.user_id)
+    await path.off_loop(
+        service.logout, runtime.sessions, body.refresh_token, claims.user_id, claims.session_id
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.platform import record_platform_event
 from auth.models import Invitation, User
 from auth.passwords import hash_password, password_problem, verify_password
-from auth.refresh_tokens import issue_refresh_token, revoke_refresh_token, spend_refresh_token
-from auth.throttle import check_login_allowed, clear_login_failures, record_login_failure
+from auth.refresh_tokens import end_session, spend_refresh_token, start_session
+from auth.throttle import attempt_succeeded, count_attempt
 from auth.tokens import issue_access_token
 from auth.users import find_user_by_email, membership_role
 from helpdesk.core.db import transaction
@@ -34,20 +34,16 @@ class TokenPair:
 
 
 def _issue(
-    session: Session,
-    settings: Settings,
-    user_id: uuid.UUID,
-    tenant_id: uuid.UUID | None,
-    family_id: uuid.UUID | None = None,
+    session: Session, settings: Settings, user_id: uuid.UUID, tenant_id: uuid.UUID | None
 ) -> TokenPair:
-    access, expires_in = issue_access_token(settings, user_id, tenant_id)
-    refresh = issue_refresh_token(
+    """Open a session: the access token names it, so it dies with the session."""
+    session_id, refresh = start_session(
         session,
         user_id=user_id,
         tenant_id=tenant_id,
         lifetime=timedelta(days=settings.refresh_token_days),
-        family_id=family_id,
     )
+    access, expires_in = issue_access_token(settings, user_id, tenant_id, session_id)
     return TokenPair(access, expires_in, refresh)
 
 
@@ -86,10 +82,14 @@ def login(
     address: str,
 ) -> TokenPair:
     try:
+        # Its own transaction, committed before the password is checked: the count is taken
+        # under the counters' row lock, and parallel guesses must see it at once.
         with transaction(sessions) as session:
-            check_login_allowed(session, settings, email, address)
+            attempt = count_attempt(
+                session, settings, email=email, workspace=tenant_slug, address=address
+            )
     except RateLimited:
-        # Not counted as a failure (that would extend the lockout for ever), but on record.
+        # Not counted (that would stretch the delay for ever), but on record.
         with transaction(sessions) as session:
             record_platform_event(
                 session,
@@ -102,7 +102,7 @@ def login(
     try:
         with transaction(sessions) as session:
             user_id, tenant = _check_credentials(session, email, password, tenant_slug)
-            clear_login_failures(session, email)
+            attempt_succeeded(session, attempt)
             pair = _issue(session, settings, user_id, tenant.id if tenant else None)
             record_platform_event(
                 session,
@@ -113,8 +113,8 @@ def login(
             )
             return pair
     except AppError as refusal:
+        # The attempt was counted before the check; only the refusal remains to record.
         with transaction(sessions) as session:
-            record_login_failure(session, email, address)
             record_platform_event(
                 session,
                 action="auth.login_failed",
@@ -145,16 +145,21 @@ def refresh(sessions: sessionmaker[Session], settings: Settings, token: str) -> 
                     # Raised inside the transaction: the token is not spent, and works again
                     # once the workspace is resumed.
                     raise unavailable(tenant.slug, tenant.status)
-            access, expires_in = issue_access_token(settings, grant.user_id, grant.tenant_id)
+            access, expires_in = issue_access_token(
+                settings, grant.user_id, grant.tenant_id, grant.session_id
+            )
             return TokenPair(access, expires_in, new_refresh)
     raise refusal
 
 
-def logout(sessions: sessionmaker[Session], token: str, user_id: uuid.UUID) -> None:
-    """Revoke the refresh token's family. Refresh tokens live in ``public``, out of reach of a
-    tenant's role, so this runs in its own transaction rather than the tenant scope."""
+def logout(
+    sessions: sessionmaker[Session], token: str, user_id: uuid.UUID, session_id: uuid.UUID | None
+) -> None:
+    """End the session: the access token that names it is refused from the next request on.
+    Refresh tokens live in ``public``, out of reach of a tenant's role, so this runs in its own
+    transaction rather than the tenant scope."""
     with transaction(sessions) as session:
-        revoke_refresh_token(session, token, user_id=user_id)
+        end_session(session, user_id=user_id, session_id=session_id, token=token)
 
 
 def accept_invitation(sessions: sessionmaker[Session], token: str, password: str) -> str:

@@ -9,14 +9,17 @@ from typing import Any
 
 import jwt
 import pytest
+import time_machine
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from audit.models import PlatformAuditEvent
-from auth.models import LoginAttempt, RefreshToken, User
+from auth.models import RefreshToken, User
 from auth.passwords import hash_password, use_hash_profile
+from auth.refresh_tokens import start_session
+from auth.throttle import account_key, address_key
 from auth.users import add_membership, create_user
 from helpdesk.core.db import transaction
 from helpdesk.runtime import Runtime
@@ -138,11 +141,21 @@ def test_failed_logins_are_on_the_platform_trail(
         assert "password" not in str(events[0].details)
 
 
-def _failures(runtime: Runtime, column: str, value: str) -> int:
+def _failures(runtime: Runtime, key: str) -> int:
+    """Attempts counted against a throttle key (auth.throttle.account_key or address_key)."""
     with transaction(runtime.sessions) as session:
-        counted = getattr(LoginAttempt, column)
-        count = session.scalar(select(func.count()).where(counted == value))
+        count = session.scalar(
+            text("SELECT attempts FROM public.login_throttle WHERE key = :k"), {"k": key}
+        )
     return int(count or 0)
+
+
+@pytest.fixture
+def frozen() -> Iterator[time_machine.Traveller]:
+    """The throttle's clock stands still: its 1 s delay cannot pass between two requests of a
+    slow run, and passes when a test shifts it."""
+    with time_machine.travel(datetime.now(UTC), tick=False) as traveller:
+        yield traveller
 
 
 def _assert_throttled(response: Any) -> None:
@@ -152,6 +165,7 @@ def _assert_throttled(response: Any) -> None:
     assert int(response.headers["Retry-After"]) >= 1
 
 
+@pytest.mark.usefixtures("frozen")
 def test_repeated_failures_are_throttled_per_account(
     client_from: ClientFrom, factory: Factory, runtime: Runtime
 ) -> None:
@@ -172,6 +186,7 @@ def test_repeated_failures_are_throttled_per_account(
     assert _login(client_from(_new_address()), bystander, ws).status_code == 200
 
 
+@pytest.mark.usefixtures("frozen")
 def test_repeated_failures_are_throttled_per_address(
     client_from: ClientFrom, factory: Factory, runtime: Runtime
 ) -> None:
@@ -183,12 +198,12 @@ def test_repeated_failures_are_throttled_per_address(
     for n in range(limit):
         guess = {"email": f"guess-{n}-{uuid.uuid4().hex[:6]}@example.com", "password": "x" * 9}
         assert guesser.post(LOGIN, json=guess).status_code == 401
-    assert _failures(runtime, "address", address) == limit
+    assert _failures(runtime, address_key(address)) == limit
     # A real member's right password from that address is refused; from another, accepted.
     _assert_throttled(_login(guesser, ws.admin, ws))
     assert _login(client_from(_new_address()), ws.admin, ws).status_code == 200
     # The refusal is on the platform trail, and did not count as one more failure.
-    assert _failures(runtime, "address", address) == limit
+    assert _failures(runtime, address_key(address)) == limit
     with transaction(runtime.sessions) as session:
         events = session.scalars(
             select(PlatformAuditEvent)
@@ -210,7 +225,7 @@ def test_a_successful_login_clears_the_accounts_failures(
     for _ in range(limit - 1):
         assert remote.post(LOGIN, json=bad).status_code == 401
     assert _login(remote, ws.admin, ws).status_code == 200
-    assert _failures(runtime, "email", ws.admin.email) == 0
+    assert _failures(runtime, account_key(ws.admin.email, ws.slug)) == 0
     # A fresh allowance: one more mistake is a 401, not a 429.
     assert remote.post(LOGIN, json=bad).status_code == 401
 
@@ -343,9 +358,18 @@ def _claims(runtime: Runtime, member: Member, ws: Workspace, **override: Any) ->
         "iat": now,
         "exp": now + timedelta(minutes=5),
         "jti": uuid.uuid4().hex,
+        "sid": str(_session_of(runtime, member, ws)),
     }
     claims.update(override)
     return {k: v for k, v in claims.items() if v is not None}
+
+
+def _session_of(runtime: Runtime, member: Member, ws: Workspace) -> uuid.UUID:
+    with transaction(runtime.sessions) as session:
+        session_id, _ = start_session(
+            session, user_id=member.user_id, tenant_id=ws.id, lifetime=timedelta(days=1)
+        )
+    return session_id
 
 
 def _sign(runtime: Runtime, claims: dict[str, Any], **kwargs: Any) -> str:

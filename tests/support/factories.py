@@ -2,7 +2,9 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
+from auth.refresh_tokens import start_session
 from auth.tokens import issue_access_token
 from auth.users import add_membership, create_user, find_user_by_email
 from helpdesk.core.db import transaction
@@ -75,9 +77,13 @@ class Factory:
             return Member(user.id, email, PASSWORD, "operator")
 
     def token(self, member: Member, workspace: Workspace | None) -> str:
-        token, _ = issue_access_token(
-            self.runtime.settings, member.user_id, workspace.id if workspace else None
-        )
+        """An access token of a session of its own, as signing in would open."""
+        tenant_id = workspace.id if workspace else None
+        with transaction(self.runtime.sessions) as session:
+            session_id, _ = start_session(
+                session, user_id=member.user_id, tenant_id=tenant_id, lifetime=timedelta(days=1)
+            )
+        token, _ = issue_access_token(self.runtime.settings, member.user_id, tenant_id, session_id)
         return token
 
     def headers(self, member: Member, workspace: Workspace | None) -> dict[str, str]:
