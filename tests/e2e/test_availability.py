@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -429,6 +430,7 @@ class Written:
     retry_after: str | None
     ticket_id: int | None
     replayed: bool
+    body: Any
 
 
 async def written(write: Write, response: Awaitable[httpx.Response]) -> Written:
@@ -441,6 +443,7 @@ async def written(write: Write, response: Awaitable[httpx.Response]) -> Written:
         answered.headers.get("retry-after"),
         body.get("id") if answered.status_code == 201 else None,
         answered.headers.get("idempotency-replayed") == "true",
+        body,
     )
 
 
@@ -568,7 +571,11 @@ def test_terminated_backends_during_writes_lose_nothing_and_keyed_retries_duplic
     assert replays, "no write was acknowledged on its first attempt"
     for again in replays:
         original = final[again.write.key]
-        assert (again.status, again.ticket_id, again.replayed) == (201, original.ticket_id, True)
+        assert (again.status, again.ticket_id, again.replayed) == (
+            201,
+            original.ticket_id,
+            True,
+        ), again.body
     after_replays = {t.slug: stored_tickets(runtime, t.workspace.schema_name) for t in tenants}
     assert after_replays == stored
 
