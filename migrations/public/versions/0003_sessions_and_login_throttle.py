@@ -1,8 +1,10 @@
 """Sessions that end, and a sign-in throttle counted under one row lock.
 
-``public.session_live`` answers whether a session (a refresh-token family) is still open; the
-request pipeline asks it on every request, also under a tenant's role, which may not read
-``refresh_tokens`` itself. Deleting a membership revokes every refresh token of that member in
+``public.session_live`` answers whether a session (a refresh-token family) is still open, that
+is, not revoked; the request pipeline asks it on every request, also under a tenant's role,
+which may not read ``refresh_tokens`` itself. Expiry is left to the access token's own ``exp``
+(minutes, issued while a refresh token of the family was live, so never outliving it): the
+app's clock sets both, and comparing with the database's clock would mix the two. Deleting a membership revokes every refresh token of that member in
 that workspace (a trigger, so every way a membership ends counts), which ends their sessions for
 good: adding them again starts no old session anew.
 
@@ -53,7 +55,6 @@ def upgrade() -> None:
                    AND r.user_id = p_user
                    AND r.tenant_id IS NOT DISTINCT FROM p_tenant
                    AND r.revoked_at IS NULL
-                   AND r.expires_at > now()
             )
         $$
         """
