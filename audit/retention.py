@@ -142,7 +142,9 @@ def owner_role(session: Session, tenant: TenantRef) -> Iterator[None]:
     On an error the transaction rolls back, and the role setting with it.
     """
     session.flush()
-    session.execute(text("SELECT set_config('role', 'none', true)"))
+    # Not the login role: the service owns nothing and may not touch a workspace's tables
+    # itself. helpdesk_maintenance may (README "Database roles"), and only here.
+    session.execute(text("SELECT set_config('role', 'helpdesk_maintenance', true)"))
     yield
     session.flush()
     set_tenant_scope(session, tenant.schema_name, tenant.role_name)

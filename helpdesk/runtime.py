@@ -30,12 +30,17 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class Runtime:
     settings: Settings
+    # The service role's: requests, jobs and commands run as it (README "Database roles").
     database_url: str
     engine: Engine
     sessions: sessionmaker[Session]
+    # The owner role's, for migrations only; None: the service's URL migrates too.
+    owner_database_url: str | None = None
 
     @classmethod
-    def connect(cls, settings: Settings, database_url: str) -> "Runtime":
+    def connect(
+        cls, settings: Settings, database_url: str, owner_database_url: str | None = None
+    ) -> "Runtime":
         use_hash_profile(settings.password_hash_profile)
         engine = make_engine(database_url, settings)
         return cls(
@@ -43,7 +48,12 @@ class Runtime:
             database_url=database_url,
             engine=engine,
             sessions=make_sessionmaker(engine),
+            owner_database_url=owner_database_url,
         )
+
+    def owner_engine(self) -> Engine:
+        """A new engine logged in as the owner, for a migration; the caller disposes of it."""
+        return make_engine(self.owner_database_url or self.database_url, self.settings)
 
 
 @dataclass(frozen=True, slots=True)

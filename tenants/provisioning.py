@@ -1,9 +1,12 @@
 """Creating and dropping a workspace's schema and database role.
 
 One transaction creates the tenant row, its NOLOGIN role, its schema with every table at head,
-and the tenant track's version stamp; any failure leaves nothing behind. Privileges are granted
-with ``ALTER DEFAULT PRIVILEGES`` before the tables exist: ``GRANT ... ON ALL TABLES IN SCHEMA``
-scans the whole catalog and makes provisioning slower with every tenant.
+and the tenant track's version stamp; any failure leaves nothing behind. The role and schema are
+made by ``public.helpdesk_provision_tenant``, a ``SECURITY DEFINER`` function owned by the owner
+role (helpdesk/migrate.py writes it): the service role provisions over HTTP in the request's own
+transaction, yet may create neither. Privileges are granted with ``ALTER DEFAULT PRIVILEGES``
+before the tables exist: ``GRANT ... ON ALL TABLES IN SCHEMA`` scans the whole catalog and makes
+provisioning slower with every tenant.
 """
 
 from collections.abc import Iterator
@@ -11,7 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from psycopg import errors as pg_errors
-from psycopg import sql
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -49,30 +51,15 @@ def provision_tenant(session: Session, *, slug: str, name: str, ddl: str) -> Ten
     except IntegrityError as exc:
         raise Conflict(f"The slug {slug!r} is already taken.", code="slug_taken") from exc
 
-    schema_id, role_id = sql.Identifier(schema), sql.Identifier(role)
-    statements = [
-        sql.SQL("CREATE ROLE {} NOLOGIN IN ROLE {}").format(
-            role_id, sql.Identifier(TENANT_GROUP_ROLE)
-        ),
-        sql.SQL("GRANT {} TO CURRENT_USER").format(role_id),
-        sql.SQL("CREATE SCHEMA {}").format(schema_id),
-        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, role_id),
-        sql.SQL(
-            "ALTER DEFAULT PRIVILEGES IN SCHEMA {} "
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
-        ).format(schema_id, role_id),
-        sql.SQL(
-            "ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT USAGE, SELECT ON SEQUENCES TO {}"
-        ).format(schema_id, role_id),
-    ]
     try:
         with _cursor(session) as cur:
-            for statement in statements:
-                cur.execute(statement)
-            cur.execute("SELECT set_config('search_path', quote_ident(%s), true)", (schema,))
-            cur.execute(ddl)
-            cur.execute("INSERT INTO alembic_version (version_num) VALUES (%s)", (tenant_head(),))
-            cur.execute("SELECT set_config('search_path', 'public', true)")
+            # The owner's SECURITY DEFINER function (helpdesk/migrate.py): the service role that
+            # runs this may create no role or schema itself, and the function runs only the
+            # tenant DDL that `helpdesk migrate` installed.
+            cur.execute(
+                "SELECT public.helpdesk_provision_tenant(%s, %s, %s, %s)",
+                (schema, role, ddl, tenant_head()),
+            )
     except (pg_errors.DuplicateObject, pg_errors.DuplicateSchema) as exc:
         # Roles are cluster-wide: another database on this server may hold the same names.
         raise Conflict(
@@ -83,12 +70,9 @@ def provision_tenant(session: Session, *, slug: str, name: str, ddl: str) -> Ten
 
 def drop_tenant(session: Session, tenant: Tenant) -> None:
     """Drop the schema, the role and the registry row (the caller has archived what it must)."""
-    schema_id, role_id = sql.Identifier(tenant.schema_name), sql.Identifier(tenant.role_name)
     with _cursor(session) as cur:
-        cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema_id))
-        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (tenant.role_name,))
-        exists = cur.fetchone()
-        if exists:
-            cur.execute(sql.SQL("DROP OWNED BY {}").format(role_id))
-            cur.execute(sql.SQL("DROP ROLE {}").format(role_id))
+        # The owner's SECURITY DEFINER function, as for provisioning.
+        cur.execute(
+            "SELECT public.helpdesk_drop_tenant(%s, %s)", (tenant.schema_name, tenant.role_name)
+        )
     session.execute(delete(Tenant).where(Tenant.id == tenant.id))

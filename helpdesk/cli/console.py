@@ -28,7 +28,7 @@ def open_runtime() -> Iterator[Runtime]:
     except ConfigurationError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_UNUSABLE) from exc
-    runtime = Runtime.connect(settings, database.url)
+    runtime = Runtime.connect(settings, database.url, database.owner_url)
     try:
         yield runtime
     finally:

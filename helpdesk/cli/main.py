@@ -20,7 +20,7 @@ from helpdesk.cli.jobs import jobs_app
 from helpdesk.core.db import transaction
 from helpdesk.core.errors import AppError
 from helpdesk.core.settings import get_settings
-from helpdesk.migrate import upgrade_public
+from helpdesk.migrate import may_migrate, public_is_current, upgrade_public
 from helpdesk.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, help="Helpdesk: multi-tenant support ticketing.")
@@ -37,25 +37,41 @@ app.add_typer(audit_app, name="audit")
 def _migrate_all(runtime: Runtime, concurrency: int, slugs: list[str] | None = None) -> bool:
     from tenants.migrations import migrate_tenants
 
-    upgrade_public(runtime.engine)
     failures = []
-    with Progress(console=err, transient=False) as progress:
-        task = progress.add_task("tenant schemas", total=None)
+    # As the owner role; everything else runs as the service (README "Database roles").
+    owner = runtime.owner_engine()
+    try:
+        if runtime.owner_database_url is None and not may_migrate(owner):
+            # DATABASE_URL names the service, and no owner URL is given: nothing to do if the
+            # database is current; otherwise say who must migrate.
+            if public_is_current(owner):
+                err.print("migrations skipped: DATABASE_URL's role is not the owner")
+                return True
+            err.print(
+                "[red]error:[/] the database is behind and DATABASE_URL's role cannot migrate "
+                "it: set HELPDESK_OWNER_DATABASE_URL (README, Database roles)"
+            )
+            return False
+        upgrade_public(owner)
+        with Progress(console=err, transient=False) as progress:
+            task = progress.add_task("tenant schemas", total=None)
 
-        def on_plan(total: int) -> None:
-            # Nothing behind is a finished bar, not one stuck at 0%.
-            progress.update(task, total=total or 1, completed=0 if total else 1)
+            def on_plan(total: int) -> None:
+                # Nothing behind is a finished bar, not one stuck at 0%.
+                progress.update(task, total=total or 1, completed=0 if total else 1)
 
-        def on_result(result: object) -> None:
-            progress.advance(task)
+            def on_result(result: object) -> None:
+                progress.advance(task)
 
-        results = migrate_tenants(
-            runtime.engine,
-            slugs=slugs,
-            concurrency=concurrency,
-            on_plan=on_plan,
-            on_result=on_result,
-        )
+            results = migrate_tenants(
+                owner,
+                slugs=slugs,
+                concurrency=concurrency,
+                on_plan=on_plan,
+                on_result=on_result,
+            )
+    finally:
+        owner.dispose()
     for result in results:
         if not result.ok:
             failures.append(result)

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("HELPDESK_DATABASE_URL", "DATABASE_URL")
     )
+    # The owner role's URL: migrations, and nothing else. Unset: DATABASE_URL's role migrates
+    # too (one role for everything, as before; README "Database roles" sets up two).
+    owner_database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HELPDESK_OWNER_DATABASE_URL", "DATABASE_OWNER_URL"),
+    )
     data_dir: Path = Path(".helpdesk")
     pool_size: int = Field(default=10, ge=1)
     pool_max_overflow: int = Field(default=5, ge=0)

@@ -176,7 +176,8 @@ def _libpq(url: str) -> str:
 @contextmanager
 def _tickets_locked(database_url: str, ws: Workspace) -> Iterator[psycopg.Connection]:
     """An ACCESS EXCLUSIVE lock on ``ws``'s tickets table: listing tickets waits on it. Held
-    until the block ends, or until the caller rolls the connection back."""
+    until the block ends, or until the caller rolls the connection back. ``database_url`` is
+    the owner's: the service role the served app logs in as may not touch the table itself."""
     with psycopg.connect(_libpq(database_url)) as conn:
         table = sql.Identifier(ws.schema_name, "tickets")
         conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
@@ -216,7 +217,12 @@ def home() -> Iterator[Path]:
 
 @pytest.mark.parametrize("processes", [2, 1])
 def test_every_worker_answers_and_sigterm_lets_the_request_in_flight_finish(
-    home: Path, database_url: str, factory: Factory, ws: Workspace, processes: int
+    home: Path,
+    database_url: str,
+    owner_database_url: str,
+    factory: Factory,
+    ws: Workspace,
+    processes: int,
 ) -> None:
     headers = factory.headers(ws.admin, ws)
     env = _env(
@@ -230,7 +236,10 @@ def test_every_worker_answers_and_sigterm_lets_the_request_in_flight_finish(
         assert _answering_pids(served, until=processes) == workers
         assert _list_tickets(served, headers).status_code == 200
 
-        with ThreadPoolExecutor(max_workers=1) as pool, _tickets_locked(database_url, ws) as lock:
+        with (
+            ThreadPoolExecutor(max_workers=1) as pool,
+            _tickets_locked(owner_database_url, ws) as lock,
+        ):
             in_flight: Future[httpx.Response] = pool.submit(_list_tickets, served, headers)
             _wait_for(lambda: _waiting_on_the_lock(lock, ws), "the request waits", served)
 
@@ -254,7 +263,7 @@ def test_every_worker_answers_and_sigterm_lets_the_request_in_flight_finish(
 
 
 def test_sigterm_does_not_wait_past_the_grace_for_a_stuck_request(
-    home: Path, database_url: str, factory: Factory, ws: Workspace
+    home: Path, database_url: str, owner_database_url: str, factory: Factory, ws: Workspace
 ) -> None:
     headers = factory.headers(ws.admin, ws)
     env = _env(
@@ -264,7 +273,10 @@ def test_sigterm_does_not_wait_past_the_grace_for_a_stuck_request(
     )
     with _serving(home, env, "--workers", "2") as served:
         workers = _workers(served)
-        with ThreadPoolExecutor(max_workers=1) as pool, _tickets_locked(database_url, ws) as lock:
+        with (
+            ThreadPoolExecutor(max_workers=1) as pool,
+            _tickets_locked(owner_database_url, ws) as lock,
+        ):
             stuck: Future[httpx.Response] = pool.submit(_list_tickets, served, headers)
             _wait_for(lambda: _waiting_on_the_lock(lock, ws), "the request waits", served)
             served.process.send_signal(signal.SIGTERM)

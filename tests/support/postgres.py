@@ -5,6 +5,11 @@ testcontainers, else an embedded server from pip.
 ``HELPDESK_TEST_PG=url|docker|embedded`` forces one. ``HELPDESK_TEST_DB_PREFIX`` (default
 ``helpdesk_test``) names the template and the per-worker databases, so that two runs can share one
 server without dropping each other's databases.
+
+The suite logs in as the application does (README "Database roles"): a run creates an owner role
+``<prefix>_owner`` that migrates and owns the databases and a service role ``<prefix>_service``
+that the app and the runtime under test use; ``drop_run_roles`` removes them, and every tenant
+role the run's owner made, at the end (roles are cluster-wide and outlive the databases).
 """
 
 import os
@@ -143,10 +148,88 @@ def sqlalchemy_url(libpq_url: str) -> str:
     )
 
 
-def recreate_database(admin_url: str, name: str) -> None:
+@dataclass(frozen=True)
+class RunRoles:
+    """This run's two login roles and their passwords (the embedded server ignores them)."""
+
+    owner: str
+    owner_password: str
+    service: str
+    service_password: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> "RunRoles":
+        from helpdesk.database import new_password
+
+        return cls(f"{prefix}_owner", new_password(), f"{prefix}_service", new_password())
+
+    def owner_url(self, libpq_url: str) -> str:
+        return _as_role(libpq_url, self.owner, self.owner_password)
+
+    def service_url(self, libpq_url: str) -> str:
+        return _as_role(libpq_url, self.service, self.service_password)
+
+
+def _as_role(libpq_url: str, user: str, password: str) -> str:
+    from helpdesk.database import role_url
+
+    return role_url(libpq_url, user, password)
+
+
+def create_run_roles(admin_url: str, roles: RunRoles) -> None:
+    from helpdesk.database import bootstrap_roles
+
+    bootstrap_roles(
+        admin_url,
+        owner=roles.owner,
+        service=roles.service,
+        owner_password=roles.owner_password,
+        service_password=roles.service_password,
+    )
+
+
+def drop_run_roles(admin_url: str, roles: RunRoles) -> list[str]:
+    """Drop every tenant role this run's owner made, then the owner and the service; return
+    what could not be dropped (a database of this run's still standing, say), for a warning."""
+    from helpdesk.database import TENANT_GROUP
+
+    left: list[str] = []
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        tenant_roles = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT r.rolname FROM pg_roles r"
+                " JOIN pg_auth_members m ON m.roleid = r.oid"
+                " JOIN pg_roles o ON o.oid = m.member AND o.rolname = %s"
+                " WHERE r.rolname <> %s AND pg_has_role(r.oid, %s, 'MEMBER')",
+                (roles.owner, TENANT_GROUP, TENANT_GROUP),
+            ).fetchall()
+        ]
+        for role in [*tenant_roles, roles.service, roles.owner]:
+            try:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            except psycopg.Error as exc:
+                left.append(f"{role}: {exc}".strip())
+    return left
+
+
+def recreate_database(admin_url: str, name: str, owner: str | None = None) -> None:
     drop_database(admin_url, name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if owner is not None:
+            statement += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+        conn.execute(statement)
+
+
+def set_database_owner(admin_url: str, name: str, owner: str) -> None:
+    """A clone belongs to whoever cloned it: hand it to the owner role, which creates schemas."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(name), sql.Identifier(owner)
+            )
+        )
 
 
 def drop_database(admin_url: str, name: str) -> None:
