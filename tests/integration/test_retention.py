@@ -226,7 +226,7 @@ def test_a_legal_hold_keeps_everything(desk: Desk, runtime: Runtime, start: date
 
 
 def test_an_audit_purge_leaves_a_chain_that_verifies(
-    desk: Desk, runtime: Runtime, start: datetime
+    desk: Desk, runtime: Runtime, service_runtime: Runtime, start: datetime
 ) -> None:
     with days_before(start, 31):
         for _ in range(7):
@@ -244,8 +244,8 @@ def test_an_audit_purge_leaves_a_chain_that_verifies(
 
     preview = desk.run(dry_run=True)
     _unchanged_but_the_run_event(unchanged, _snapshot(runtime, ws))
-    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
-        report = run_retention(session, runtime.sessions, _tenant(ws), batch_size=3)
+    with tenant_transaction(service_runtime.sessions, ws.schema_name, ws.role_name) as session:
+        report = run_retention(session, service_runtime.sessions, _tenant(ws), batch_size=3)
     assert preview["audit_events"] == report.audit_events == 7
     assert report.checkpoints == report.batches == 3
 
@@ -267,15 +267,15 @@ def test_an_audit_purge_leaves_a_chain_that_verifies(
 
 
 def test_purging_the_whole_trail_still_links_new_events(
-    desk: Desk, runtime: Runtime, start: datetime
+    desk: Desk, runtime: Runtime, service_runtime: Runtime, start: datetime
 ) -> None:
     with days_before(start, 35):
         desk.ticket()
     ws = desk.ws
     with days_before(start, 34):
         desk.policy(audit_event_days=30)
-    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
-        report = run_retention(session, runtime.sessions, _tenant(ws))
+    with tenant_transaction(service_runtime.sessions, ws.schema_name, ws.role_name) as session:
+        report = run_retention(session, service_runtime.sessions, _tenant(ws))
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
     assert report.audit_events >= 2
     desk.ticket()  # the first event after the purge links to the checkpoint
@@ -284,7 +284,7 @@ def test_purging_the_whole_trail_still_links_new_events(
 
 
 def test_batches_are_bounded_and_a_run_resumes_where_it_stopped(
-    desk: Desk, runtime: Runtime, start: datetime
+    desk: Desk, runtime: Runtime, service_runtime: Runtime, start: datetime
 ) -> None:
     with days_before(start, 31):
         for _ in range(5):
@@ -293,8 +293,8 @@ def test_batches_are_bounded_and_a_run_resumes_where_it_stopped(
         desk.ticket(closed=True)
     desk.policy(closed_ticket_days=30)
     ws = desk.ws
-    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
-        report = run_retention(session, runtime.sessions, _tenant(ws), batch_size=2)
+    with tenant_transaction(service_runtime.sessions, ws.schema_name, ws.role_name) as session:
+        report = run_retention(session, service_runtime.sessions, _tenant(ws), batch_size=2)
     assert (report.tickets, report.batches) == (5, 3)
     assert len(_ticket_ids(runtime, ws)) == 1
 
@@ -309,7 +309,7 @@ def test_one_run_at_a_time_per_workspace(desk: Desk, runtime: Runtime) -> None:
 
 
 def test_a_dry_run_reports_what_a_real_run_then_removes(
-    desk: Desk, runtime: Runtime, start: datetime
+    desk: Desk, runtime: Runtime, service_runtime: Runtime, start: datetime
 ) -> None:
     with days_before(start, 50):
         for n in range(4):
@@ -318,8 +318,10 @@ def test_a_dry_run_reports_what_a_real_run_then_removes(
         desk.ticket(closed=True, comments=1)
     desk.policy(closed_ticket_days=10, audit_event_days=45)
     preview: RetentionReport
-    with tenant_transaction(runtime.sessions, desk.ws.schema_name, desk.ws.role_name) as session:
-        preview = run_retention(session, runtime.sessions, _tenant(desk.ws), dry_run=True)
+    with tenant_transaction(
+        service_runtime.sessions, desk.ws.schema_name, desk.ws.role_name
+    ) as session:
+        preview = run_retention(session, service_runtime.sessions, _tenant(desk.ws), dry_run=True)
     before = _table_counts(runtime, desk.ws)
     report = desk.run()
     after = _table_counts(runtime, desk.ws)
@@ -394,7 +396,7 @@ def test_the_job_command_reports_an_unknown_workspace(
 
 
 def test_the_job_skips_a_busy_workspace_and_one_being_deleted(
-    desk: Desk, runtime: Runtime, factory: Factory
+    desk: Desk, runtime: Runtime, service_runtime: Runtime, factory: Factory
 ) -> None:
     departing = factory.workspace()
     with transaction(runtime.sessions) as session:
@@ -403,11 +405,11 @@ def test_the_job_skips_a_busy_workspace_and_one_being_deleted(
     ws = desk.ws
     with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as holder:
         holder.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), 5)"))
-        outcomes = run_retention_job(runtime.sessions, slugs=slugs).workspaces
+        outcomes = run_retention_job(service_runtime.sessions, slugs=slugs).workspaces
     assert [(o.slug, o.result, o.ok) for o in outcomes] == [(s, None, True) for s in slugs]
     assert "already under way" in (outcomes[0].skipped or "")
     assert outcomes[1].skipped == "deletion scheduled"
-    (again,) = run_retention_job(runtime.sessions, slugs=[ws.slug], dry_run=True).workspaces
+    (again,) = run_retention_job(service_runtime.sessions, slugs=[ws.slug], dry_run=True).workspaces
     assert again.result is not None
     assert again.result.dry_run is True
 
