@@ -597,15 +597,20 @@ class Timed:
 
 def test_a_postgresql_restart_under_load_is_survived_without_restarting_the_app() -> None:
     with restartable_postgres() as postgres:
-        url = postgres.url()
+        # Set up as production is: the owner migrates, the app and provisioning are the service.
+        url, owner_url = postgres.helpdesk_database()
         settings = Settings(database_url=url, password_hash_profile="fast", pool_size=4)
-        setup = Runtime.connect(settings, url)
+        owner = Runtime.connect(settings, owner_url, owner_url)
         try:
-            upgrade_public(setup.engine)
-            workspace = Factory(setup).workspace()
-            headers = Factory(setup).headers(workspace.admin, workspace)
+            upgrade_public(owner.engine)
         finally:
-            setup.engine.dispose()
+            owner.engine.dispose()
+        service = Runtime.connect(settings, url, owner_url)
+        try:
+            workspace = Factory(service).workspace()
+            headers = Factory(service).headers(workspace.admin, workspace)
+        finally:
+            service.engine.dispose()
 
         state = "up"
         answers: list[Timed] = []

