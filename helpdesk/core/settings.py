@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     pgbouncer: bool = False
     # Admission control, per process: a request waits at most this long for a connection,
     # then answers 503 `overloaded` (never a 500, never a hang).
-    pool_wait_seconds: float = Field(default=10.0, gt=0, le=120)
+    pool_wait_seconds: float = Field(default=20.0, gt=0, le=120)
     # The share of the pool's connections (size + overflow) one workspace may hold at once:
     # its burst queues behind itself, and the rest of the pool stays for the others.
     workspace_pool_share: float = Field(default=0.5, gt=0, le=1)

@@ -52,7 +52,9 @@ from tests.support.load_client import Call, run_burst
 from tests.support.served_process import helpdesk_serve
 
 # One worker runs them one after another: each loads both cores on its own.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("availability")]
+# "load": these measure what one server process on this machine can take, so `make test` runs
+# them on their own, before the rest of the suite, rather than beside another xdist worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.load]
 
 # Guards against a hang only: nothing here measures speed.
 HTTP_TIMEOUT = httpx.Timeout(120.0, connect=60.0)
