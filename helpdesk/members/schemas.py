@@ -3,8 +3,9 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, ValidationInfo, field_validator
 
+from auth.passwords import MAX_PASSWORD_LENGTH, require_usable_password
 from helpdesk.core.input import RequestModel
 
 
@@ -14,10 +15,17 @@ class MemberIn(RequestModel):
     role: str = Field(min_length=1, max_length=64)
     password: str | None = Field(
         default=None,
-        min_length=8,
-        max_length=1024,
-        description="For a new identity; without one, the response carries an invitation token.",
+        max_length=MAX_PASSWORD_LENGTH,
+        description="For a new identity (8 to 256 characters, not a common password, not the "
+        "address); without one, the response carries an invitation token.",
     )
+
+    @field_validator("password")
+    @classmethod
+    def _usable_password(cls, password: str | None, info: ValidationInfo) -> str | None:
+        if password is None:
+            return None
+        return require_usable_password(password, email=info.data.get("email"))
 
 
 class MemberPatch(RequestModel):

@@ -164,9 +164,6 @@ def logout(
 
 def accept_invitation(sessions: sessionmaker[Session], token: str, password: str) -> str:
     """Set a new member's first password from their one-time invitation; return their email."""
-    problem = password_problem(password)
-    if problem:
-        raise InvalidInput(f"The password is not usable: {problem}.", field="password")
     digest = hashlib.sha256(token.encode()).hexdigest()
     with transaction(sessions) as session:
         invitation = session.get(Invitation, digest, with_for_update=True)
@@ -175,6 +172,9 @@ def accept_invitation(sessions: sessionmaker[Session], token: str, password: str
         user = session.get(User, invitation.user_id)
         if user is None:
             raise Unauthorized("The invitation is invalid, used or expired; ask for a new one.")
+        # Checked once the invitation says whose it is: the rule refuses the own address too.
+        if problem := password_problem(password, email=user.email):
+            raise InvalidInput(f"The password is not usable: {problem}.", field="password")
         user.password_hash = hash_password(password)
         invitation.used_at = datetime.now(UTC)
         record_platform_event(

@@ -108,3 +108,38 @@ def test_the_command_line_refuses_what_the_api_refuses(
         result = cli.invoke(app, arguments, input=f"{typed}\n")
         assert result.exit_code == 2, (why, arguments[:2], result.output)
         assert "password" in result.output
+
+
+@pytest.mark.parametrize(("password", "why"), REFUSED)
+def test_a_member_added_with_a_password_obeys_the_rule(
+    client: TestClient, admin: dict[str, str], password: str, why: str
+) -> None:
+    email = f"Member.{unique_slug('m')}@Example.com"
+    local = email.split("@", maxsplit=1)[0]
+    member = {
+        "email": email,
+        "name": "Member",
+        "role": "agent",
+        "password": password.format(email=email.upper(), local=local.lower()),
+    }
+    response = client.post(f"{API}/members", json=member, headers=admin)
+    assert response.status_code == 422, (why, response.text)
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "password"]]
+
+
+@pytest.mark.parametrize("part", ["email", "local"])
+def test_an_invitation_cannot_set_the_members_own_address(
+    client: TestClient, admin: dict[str, str], part: str
+) -> None:
+    email = f"{unique_slug('inv')}@example.com"
+    invited = client.post(
+        f"{API}/members", json={"email": email, "name": "Invitee", "role": "agent"}, headers=admin
+    )
+    assert invited.status_code == 201, invited.text
+    password = email if part == "email" else email.split("@", maxsplit=1)[0]
+    response = client.post(
+        f"{API}/auth/invitations/accept",
+        json={"token": invited.json()["invitation_token"], "password": password.upper()},
+    )
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "password"]]
