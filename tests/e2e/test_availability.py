@@ -222,7 +222,7 @@ def test_a_thousand_concurrent_requests_over_ten_workspaces_are_all_answered_in_
             )
 
     # `helpdesk serve` as deployed, in its own process, with every setting at its default
-    # (pool 10 + 5, a workspace's share 0.5, a 10 s wait bound, 200 requests/s per workspace)
+    # (pool 10 + 5, a workspace's share 0.5, a 20 s wait bound, 200 requests/s per workspace)
     # except fast password hashing.
     with helpdesk_serve(database_url, password_hash_profile="fast") as base_url:
         seeded = asyncio.run(seed(base_url))

@@ -195,10 +195,13 @@ class RestartablePostgres:
                 self._pg_ctl("-w", "-m", "immediate", "stop")
         finally:
             embedded, self._embedded = self._embedded, None
-            if embedded is not None:
-                # It no longer finds a server of its own to stop; it removes the data directory.
-                embedded.stop()
-            shutil.rmtree(self.home, ignore_errors=True)
+            try:
+                if embedded is not None:
+                    # It finds no server of its own left to stop; it forgets this process and
+                    # removes the data directory.
+                    embedded.stop()
+            finally:
+                shutil.rmtree(self.home, ignore_errors=True)
 
 
 @contextmanager
