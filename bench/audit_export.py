@@ -27,8 +27,7 @@ import psycopg
 
 from audit.chain import GENESIS, canonical, event_hash, personal_digest, timestamp
 from audit.export_file import verify_export
-from auth.tokens import issue_access_token
-from bench.support import bench_database, bench_workspace, serve
+from bench.support import bench_database, bench_workspace, serve, signed_in_token
 
 SLUG = "bench_export"
 MiB = 1024 * 1024
@@ -247,7 +246,6 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_database(args.database_url) as bench:
-        settings = bench.runtime.settings
         tenant, admin_id = bench_workspace(bench.runtime, SLUG, "Export bench")
         tenant_id, schema, libpq_url, home = (
             tenant.id,
@@ -264,7 +262,7 @@ def main() -> None:
 
         def token() -> str:
             # Fresh for each request: access tokens are short-lived, and a run takes a while.
-            return issue_access_token(settings, admin_id, tenant_id)[0]
+            return signed_in_token(bench.runtime, admin_id, tenant_id)
 
         with serve(bench.url) as (base, pid):
             measure(base, psutil.Process(pid), token, args, home)

@@ -12,10 +12,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
+from auth.refresh_tokens import start_session
+from auth.tokens import issue_access_token
 from auth.users import find_user_by_email
 from helpdesk.core.db import transaction
 from helpdesk.core.embedded import EmbeddedPostgres
@@ -73,6 +76,16 @@ def bench_workspace(runtime: Runtime, slug: str, name: str) -> tuple[TenantRef, 
         admin = find_user_by_email(session, email)
         assert admin is not None
         return tenant, admin.id
+
+
+def signed_in_token(runtime: Runtime, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str:
+    """An access token of a session of its own, as signing in opens one: the request path
+    refuses a token whose session it cannot find."""
+    with transaction(runtime.sessions) as session:
+        session_id, _ = start_session(
+            session, user_id=user_id, tenant_id=tenant_id, lifetime=timedelta(days=1)
+        )
+    return issue_access_token(runtime.settings, user_id, tenant_id, session_id)[0]
 
 
 @contextmanager

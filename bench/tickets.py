@@ -22,8 +22,7 @@ import httpx
 import psycopg
 from sqlalchemy import text
 
-from auth.tokens import issue_access_token
-from bench.support import bench_database, bench_workspace, serve
+from bench.support import bench_database, bench_workspace, serve, signed_in_token
 from helpdesk.core.db import transaction
 from helpdesk.runtime import Runtime
 from migrations.models import tenant_ddl
@@ -121,7 +120,7 @@ def bare_list(
 def measure(
     runtime: Runtime, libpq_url: str, tenant_id: uuid.UUID, user_id: uuid.UUID, requests: int
 ) -> dict[str, float]:
-    token, _ = issue_access_token(runtime.settings, user_id, tenant_id)
+    token = signed_in_token(runtime, user_id, tenant_id)
     headers = {"Authorization": f"Bearer {token}"}
     body = {"title": "bench", "customer_email": "bench@example.com"}
     with (
