@@ -5,7 +5,7 @@
 
 Starts its own embedded PostgreSQL (or uses --database-url, an empty database), serves the app
 with uvicorn in a separate process on 127.0.0.1 with the default settings (pool 10 + 5, a
-workspace's share 0.5, a 10 s wait bound, 200 requests/s per workspace; fast password hashing),
+workspace's share 0.5, a 20 s wait bound, 200 requests/s per workspace; fast password hashing),
 and at each concurrency level runs `GET /api/v1/tickets` and `POST /api/v1/tickets` with that
 many clients at once, each client sending its next request when its last one is answered, until
 --requests are answered or --seconds have passed. The clients spread over --workspaces
