@@ -216,9 +216,7 @@ def _enter_platform(session: Session, claims: AccessClaims) -> Caller:
     )
 
 
-async def any_scope(
-    runtime: RuntimeDep, path: RequestPathDep, claims: ClaimsDep
-) -> AsyncIterator[Scope]:
+async def any_scope(path: RequestPathDep, claims: ClaimsDep) -> AsyncIterator[Scope]:
     """A signed-in caller, workspace member or platform operator."""
     if claims.tenant_id is None:
         async with admitted_transaction(path, PLATFORM_KEY) as session:

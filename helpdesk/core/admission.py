@@ -97,6 +97,9 @@ class Admission:
             self._keys.pop(key, None)
 
 
+SWEEP_AT_LEAST = 4096
+
+
 @dataclass(slots=True)
 class _Bucket:
     tokens: float
@@ -111,6 +114,9 @@ class RateLimiter:
     burst: int
     refused: int = 0
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    # The table is swept when it grows past this, which then doubles past what the sweep kept:
+    # a sweep is a pass over every bucket, so it must not run on every request.
+    _sweep_at: int = SWEEP_AT_LEAST
 
     def take(self, key: str, now: float | None = None) -> None:
         """Spend one token of ``key``'s bucket or raise :class:`RateLimited`."""
@@ -134,7 +140,8 @@ class RateLimiter:
     def _forget_full(self, now: float) -> None:
         # A bucket that has refilled says nothing a fresh one would not: drop them once the
         # table grows, so it stays as small as the set of recently busy workspaces.
-        if len(self._buckets) < 4096:
+        if len(self._buckets) < self._sweep_at:
             return
         full_after = self.burst / self.rate
         self._buckets = {key: b for key, b in self._buckets.items() if now - b.updated < full_after}
+        self._sweep_at = max(SWEEP_AT_LEAST, 2 * len(self._buckets))

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from helpdesk.core.admission import Admission, RateLimiter
+from helpdesk.core.admission import SWEEP_AT_LEAST, Admission, RateLimiter
 from helpdesk.core.errors import Overloaded, RateLimited
 
 pytestmark = pytest.mark.unit
@@ -151,3 +151,22 @@ def test_workspaces_have_buckets_of_their_own() -> None:
     limiter.take("b", now=0)
     with pytest.raises(RateLimited):
         limiter.take("a", now=0)
+
+
+def test_refilled_buckets_are_forgotten_and_busy_ones_kept() -> None:
+    limiter = RateLimiter(rate=1.0, burst=1)
+    for n in range(SWEEP_AT_LEAST - 1):
+        limiter.take(f"idle-{n}", now=0)
+    limiter.take("busy", now=100)  # the table is full: idle buckets have long refilled
+    assert set(limiter._buckets) == {"busy"}
+    with pytest.raises(RateLimited):
+        limiter.take("busy", now=100)
+
+
+def test_a_table_of_busy_workspaces_is_not_swept_on_every_request() -> None:
+    limiter = RateLimiter(rate=1.0, burst=10)
+    for n in range(SWEEP_AT_LEAST):
+        limiter.take(f"busy-{n}", now=0)
+    # Every bucket is still busy, so the sweep kept them all and waits for the table to double.
+    assert len(limiter._buckets) == SWEEP_AT_LEAST
+    assert limiter._sweep_at == 2 * SWEEP_AT_LEAST
