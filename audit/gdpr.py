@@ -24,8 +24,9 @@ categories, tags, SLA figures and timings) and removes who they were about:
   subject loses all of them (the actor's address and IP too), not just the mention.
 
 Everything is found afresh on each call and changed only where it still differs, so a second
-erasure changes nothing and reports zeros. The subject's global sign-in identity (public.users),
-if they have one, is outside the workspace and is not touched here.
+erasure changes nothing and reports zeros. A subject who is a member keeps their sign-in
+identity (``public.members``): removing a member is the member routes' business, with its own
+rules (the last admin stays).
 """
 
 import re
@@ -187,10 +188,10 @@ class ErasureCounts:
     unerasable_audit_events: int
 
 
-# Row-level security shows the workspace role only the users who are members here. A former
-# member's id is still on the trail of what they did, with their address while it is held.
+# Row-level security shows the workspace role only its own members. A former member's id is
+# still on the trail of what they did, with their address while it is held.
 _USERS = text(
-    "SELECT id, name FROM public.users WHERE lower(email) = :email"
+    "SELECT user_id AS id, name FROM public.members WHERE lower(email) = :email"
     " UNION SELECT actor_id, NULL FROM audit_events"
     " WHERE actor_id IS NOT NULL AND lower(personal ->> 'actor_email') = :email"
 )
@@ -241,9 +242,7 @@ def _events_about(subject: Subject) -> ColumnElement[bool]:
 # --- the access export: the trail's part ------------------------------------------------------
 
 _MEMBERSHIP_DOC = text(
-    "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at"
-    " FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
-    " WHERE lower(u.email) = :email"
+    "SELECT user_id, email, name, role, created_at FROM public.members WHERE lower(email) = :email"
 )
 
 

@@ -1,4 +1,5 @@
-"""Global identities and their memberships, in ``public``."""
+"""Identities, in ``public``: platform operators (``users``) and each workspace's own members
+(``members``, keyed by workspace: an address is unique within one workspace only)."""
 
 import uuid
 from datetime import datetime
@@ -8,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     String,
@@ -21,6 +23,8 @@ from helpdesk.core.models import PublicBase
 
 
 class User(PublicBase):
+    """A platform operator's identity; workspace members are ``Member`` rows."""
+
     __tablename__ = "users"
     __table_args__ = (Index("uq_users_email_lower", func.lower(text("email")), unique=True),)
 
@@ -35,15 +39,29 @@ class User(PublicBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class Membership(PublicBase):
-    __tablename__ = "memberships"
+class Member(PublicBase):
+    """A workspace's member and their sign-in identity, which belongs to this workspace alone.
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("public.users.id", ondelete="CASCADE"), primary_key=True
+    A tenant's role may not read ``password_hash`` (column privilege), so the column is loaded
+    only when asked for; sign-in and invitations read it as the service.
+    """
+
+    __tablename__ = "members"
+    __table_args__ = (
+        Index(
+            "uq_members_tenant_id_email_lower", "tenant_id", func.lower(text("email")), unique=True
+        ),
     )
+
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("public.tenants.id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey("public.tenants.id", ondelete="CASCADE"), primary_key=True
     )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255), deferred=True)
     role: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -59,9 +77,8 @@ class RefreshToken(PublicBase):
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     family_id: Mapped[uuid.UUID] = mapped_column(index=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("public.users.id", ondelete="CASCADE"), index=True
-    )
+    # An operator's id (no workspace), or a member's id in its workspace.
+    user_id: Mapped[uuid.UUID] = mapped_column(index=True)
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("public.tenants.id", ondelete="CASCADE")
     )
@@ -101,14 +118,20 @@ class CustomRole(PublicBase):
 
 
 class Invitation(PublicBase):
-    """A one-time token that lets a new member choose their password."""
+    """A one-time token that lets a new member choose their password; it belongs to the
+    membership and is deleted with it."""
 
     __tablename__ = "invitations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"],
+            ["public.members.tenant_id", "public.members.user_id"],
+            ondelete="CASCADE",
+        ),
+    )
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("public.users.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(index=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("public.tenants.id", ondelete="CASCADE")
     )

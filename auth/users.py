@@ -1,11 +1,11 @@
-"""Queries on global identities and memberships."""
+"""Queries on identities: platform operators and each workspace's own members."""
 
 import uuid
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
-from auth.models import Membership, User
+from auth.models import Member, User
 from auth.passwords import hash_password
 from auth.refresh_tokens import end_user_sessions
 
@@ -30,19 +30,38 @@ def create_user(
     return user
 
 
+def find_member_by_email(session: Session, tenant_id: uuid.UUID, email: str) -> Member | None:
+    """The workspace's member with this address, with the password hash (the service reads
+    it to sign them in; a tenant's role may not)."""
+    return session.scalars(
+        select(Member)
+        .options(undefer(Member.password_hash))
+        .where(Member.tenant_id == tenant_id, func.lower(Member.email) == email.lower())
+    ).one_or_none()
+
+
 def membership_role(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str | None:
     return session.scalar(
-        select(Membership.role).where(
-            Membership.user_id == user_id, Membership.tenant_id == tenant_id
-        )
+        select(Member.role).where(Member.user_id == user_id, Member.tenant_id == tenant_id)
     )
 
 
-def add_membership(
-    session: Session, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str
-) -> None:
-    session.add(Membership(user_id=user_id, tenant_id=tenant_id, role=role))
+def add_member_identity(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    email: str,
+    name: str,
+    role: str,
+    password_hash: str | None,
+) -> Member:
+    """A new identity in one workspace, that no other workspace can see or sign in with."""
+    member = Member(
+        tenant_id=tenant_id, email=email, name=name, role=role, password_hash=password_hash
+    )
+    session.add(member)
     session.flush()
+    return member
 
 
 def find_operator(session: Session, email: str) -> User | None:

@@ -127,8 +127,8 @@ _ENTER = (
     " set_config('role', role_name, true) FROM public.tenants WHERE id = %s"
 )
 _MEMBER = (
-    "SELECT m.role, u.email, u.name, u.disabled, cr.permissions, cr.ticket_scope"
-    " FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
+    "SELECT m.role, m.email, m.name, cr.permissions, cr.ticket_scope"
+    " FROM public.members m"
     " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
     " WHERE m.user_id = %s AND m.tenant_id = %s"
 )

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx
 
+from auth.passwords import hash_password
 from auth.refresh_tokens import start_session
 from auth.tokens import issue_access_token
-from auth.users import find_user_by_email
+from auth.users import find_member_by_email
 from helpdesk.core.db import transaction
 from helpdesk.core.embedded import EmbeddedPostgres
 from helpdesk.core.settings import Settings
@@ -69,13 +70,17 @@ def bench_workspace(runtime: Runtime, slug: str, name: str) -> tuple[TenantRef, 
     """A workspace with its first admin (admin@<slug>.example.com); returns it and the admin's id."""
     email = f"admin@{slug.replace('_', '-')}.example.com"
     with transaction(runtime.sessions) as session:
-        create_workspace(
-            session, slug=slug, name=name, admin_email=email, admin_password=ADMIN_PASSWORD
+        created = create_workspace(
+            session,
+            slug=slug,
+            name=name,
+            admin_email=email,
+            admin_password_hash=hash_password(ADMIN_PASSWORD),
         )
         tenant = to_ref(get_by_slug(session, slug))
-        admin = find_user_by_email(session, email)
+        admin = find_member_by_email(session, created.id, email)
         assert admin is not None
-        return tenant, admin.id
+        return tenant, admin.user_id
 
 
 def signed_in_token(runtime: Runtime, user_id: uuid.UUID, tenant_id: uuid.UUID) -> str:

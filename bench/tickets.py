@@ -48,7 +48,7 @@ def bare_create(
             (tenant_id,),
         )
         conn.execute(
-            "SELECT m.role, u.email FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
+            "SELECT m.role, m.email FROM public.members m"
             " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
             " WHERE m.user_id = %s AND m.tenant_id = %s",
             (user_id, tenant_id),
@@ -104,8 +104,7 @@ def bare_list(
             (tenant_id,),
         )
         conn.execute(
-            "SELECT m.role FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
-            " WHERE m.user_id = %s AND m.tenant_id = %s",
+            "SELECT m.role FROM public.members m WHERE m.user_id = %s AND m.tenant_id = %s",
             (user_id, tenant_id),
         )
         ids = [r[0] for r in conn.execute("SELECT * FROM tickets ORDER BY id LIMIT 51").fetchall()]

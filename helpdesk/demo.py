@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from auth.passwords import hash_password
 from auth.permissions import BUILTIN_ROLES
-from auth.users import add_membership, create_user, find_user_by_email, membership_role
+from auth.users import add_member_identity, create_user, find_member_by_email, find_user_by_email
 from helpdesk.core.db import tenant_transaction, transaction
 from helpdesk.tickets.models import Ticket
 from helpdesk.workspaces.service import create_workspace
@@ -34,21 +34,38 @@ class DemoLogin:
     tenant: str | None
 
 
-def _upsert_user(session: Session, email: str, *, operator: bool = False) -> tuple[str, object]:
+def _upsert_operator(session: Session, email: str) -> str:
     password = secrets.token_urlsafe(12)
     user = find_user_by_email(session, email)
     if user is None:
         name = email.split("@", maxsplit=1)[0]
-        user = create_user(session, email=email, name=name, password=password, is_operator=operator)
+        create_user(session, email=email, name=name, password=password, is_operator=True)
     else:
         user.password_hash = hash_password(password)
-    return password, user
+    return password
+
+
+def _upsert_member(session: Session, tenant: Tenant, email: str, role: str) -> str:
+    password = secrets.token_urlsafe(12)
+    member = find_member_by_email(session, tenant.id, email)
+    if member is None:
+        add_member_identity(
+            session,
+            tenant_id=tenant.id,
+            email=email,
+            name=email.split("@", maxsplit=1)[0],
+            role=role,
+            password_hash=hash_password(password),
+        )
+    else:
+        member.password_hash = hash_password(password)
+    return password
 
 
 def seed_demo(sessions: sessionmaker[Session]) -> list[DemoLogin]:
     logins: list[DemoLogin] = []
     with transaction(sessions) as session:
-        password, _ = _upsert_user(session, DEMO_OPERATOR, operator=True)
+        password = _upsert_operator(session, DEMO_OPERATOR)
         logins.append(DemoLogin(DEMO_OPERATOR, password, "operator", None))
         tenant = session.scalars(select(Tenant).where(Tenant.slug == DEMO_SLUG)).one_or_none()
         created = tenant is None
@@ -58,15 +75,13 @@ def seed_demo(sessions: sessionmaker[Session]) -> list[DemoLogin]:
                 slug=DEMO_SLUG,
                 name="Demo Company",
                 admin_email="admin@demo.example",
-                admin_password=secrets.token_urlsafe(12),
+                admin_password_hash=hash_password(secrets.token_urlsafe(12)),
             )
         for role in BUILTIN_ROLES:
             email = f"{role}@demo.example"
-            password, user = _upsert_user(session, email)
-            user_id = user.id  # type: ignore[attr-defined]
-            if membership_role(session, user_id, tenant.id) is None:
-                add_membership(session, user_id=user_id, tenant_id=tenant.id, role=role)
-            logins.append(DemoLogin(email, password, role, DEMO_SLUG))
+            logins.append(
+                DemoLogin(email, _upsert_member(session, tenant, email, role), role, DEMO_SLUG)
+            )
         schema, role_name = tenant.schema_name, tenant.role_name
     if created:
         with tenant_transaction(sessions, schema, role_name) as session:

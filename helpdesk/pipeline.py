@@ -52,9 +52,9 @@ _ENTER_TENANT = text(
 # a spent refresh token's reuse and removal from the workspace end it). session_live is a
 # SECURITY DEFINER function: the tenant's role may not read refresh_tokens itself.
 _MEMBER = text(
-    "SELECT m.role, u.email, u.name, u.disabled, cr.permissions, cr.ticket_scope,"
+    "SELECT m.role, m.email, m.name, cr.permissions, cr.ticket_scope,"
     " public.session_live(CAST(:session_id AS uuid), m.user_id, m.tenant_id) AS session_live"
-    " FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
+    " FROM public.members m"
     " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
     " WHERE m.user_id = :user_id AND m.tenant_id = :tenant_id"
 )
@@ -172,7 +172,7 @@ def _enter_tenant(session: Session, claims: AccessClaims, tenant_id: uuid.UUID) 
         _MEMBER,
         {"user_id": claims.user_id, "tenant_id": tenant_id, "session_id": claims.session_id},
     ).one_or_none()
-    if member is None or member.disabled:
+    if member is None:
         raise Unauthorized("This token is revoked: you are no longer a member of this workspace.")
     if not member.session_live:
         raise Unauthorized(_SESSION_ENDED)

@@ -242,14 +242,19 @@ def tenants_create(
     ] = False,
 ) -> None:
     """Provision a workspace with its first admin."""
+    from auth.passwords import hash_password
     from helpdesk.workspaces.service import create_workspace
 
-    password = _read_password(admin_password_stdin, admin_email)
+    password_hash = hash_password(_read_password(admin_password_stdin, admin_email))
     with open_runtime() as runtime:
         try:
             with transaction(runtime.sessions) as session:
                 create_workspace(
-                    session, slug=slug, name=name, admin_email=admin_email, admin_password=password
+                    session,
+                    slug=slug,
+                    name=name,
+                    admin_email=admin_email,
+                    admin_password_hash=password_hash,
                 )
         except AppError as exc:
             fail(exc)

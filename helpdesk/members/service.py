@@ -1,20 +1,24 @@
-"""Membership rules: roles must exist, a workspace keeps at least one admin, a removal or
-demotion counts on the member's next request (the pipeline reads membership every time), and
-a caller appoints, moves or removes members only within its own permissions (its privilege
-ceiling; compliance is the one exception) and never changes its own role."""
+"""Member rules: a member is an identity of this workspace alone (another workspace holding
+the same address is a different person to us, and invisible here); roles must exist; a
+workspace keeps at least one admin; a removal or demotion counts on the member's next request
+(the pipeline reads membership every time); and a caller appoints, moves or removes members
+only within its own permissions (its privilege ceiling; compliance is the one exception) and
+never changes its own role."""
 
 import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, Select, func, select, text
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from auth.caller import Caller
-from auth.models import CustomRole, Invitation, Membership, User
+from auth.models import CustomRole, Invitation, Member
 from auth.permissions import BUILTIN_ROLES, Permission
 from auth.roles import beyond_appointment_ceiling, resolve_role
+from auth.users import add_member_identity
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from helpdesk.members.schemas import MemberIn, MemberOut
 from helpdesk.roles.service import role_exists
@@ -32,25 +36,23 @@ def _row_out(row: MemberRow) -> MemberOut:
 
 
 def _members_query(tenant_id: uuid.UUID) -> Select[uuid.UUID, str, str, str, datetime]:
-    return (
-        select(Membership.user_id, User.email, User.name, Membership.role, Membership.created_at)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.tenant_id == tenant_id)
+    return select(Member.user_id, Member.email, Member.name, Member.role, Member.created_at).where(
+        Member.tenant_id == tenant_id
     )
 
 
 def list_members(
     session: Session, caller: Caller, *, after: str | None, limit: int
 ) -> list[MemberOut]:
-    query = _members_query(caller.workspace.id).order_by(func.lower(User.email)).limit(limit)
+    query = _members_query(caller.workspace.id).order_by(func.lower(Member.email)).limit(limit)
     if after is not None:
-        query = query.where(func.lower(User.email) > after)
+        query = query.where(func.lower(Member.email) > after)
     return [_row_out(row) for row in session.execute(query)]
 
 
 def get_member(session: Session, caller: Caller, user_id: uuid.UUID) -> MemberOut:
     row = session.execute(
-        _members_query(caller.workspace.id).where(Membership.user_id == user_id)
+        _members_query(caller.workspace.id).where(Member.user_id == user_id)
     ).one_or_none()
     if row is None:
         raise NotFound("No such member in this workspace.", code="member_not_found")
@@ -93,47 +95,58 @@ def add_member(
     by the caller: argon2 is CPU-bound), or None to invite them to set one."""
     _check_role(session, caller, data.role)
     _check_ceiling(session, caller, data.role, "appoint anyone to it")
-    # A SECURITY DEFINER function: the tenant's role may create an identity or find one by
-    # email, and learns nothing else about identities outside its workspace.
-    user_id, created = session.execute(
-        text("SELECT user_id, created FROM public.ensure_identity(:email, :name, :hash)"),
-        {"email": str(data.email), "name": data.name, "hash": password_hash},
-    ).one()
     tenant_id = caller.workspace.id
-    if session.get(Membership, (user_id, tenant_id)) is not None:
-        raise Conflict(
-            f"{data.email} is already a member of this workspace.", code="already_member"
+    taken = session.scalar(
+        select(Member.user_id).where(
+            Member.tenant_id == tenant_id, func.lower(Member.email) == str(data.email).lower()
         )
-    session.add(Membership(user_id=user_id, tenant_id=tenant_id, role=data.role))
-    session.flush()
+    )
+    if taken is not None:
+        raise _already_member(str(data.email))
+    try:
+        with session.begin_nested():
+            member = add_member_identity(
+                session,
+                tenant_id=tenant_id,
+                email=str(data.email),
+                name=data.name,
+                role=data.role,
+                password_hash=password_hash,
+            )
+    except IntegrityError as exc:  # a concurrent request added the address first
+        raise _already_member(str(data.email)) from exc
     invitation = None
-    if created and password_hash is None:
+    if password_hash is None:
         invitation = secrets.token_urlsafe(32)
         session.add(
             Invitation(
                 token_hash=hashlib.sha256(invitation.encode()).hexdigest(),
-                user_id=user_id,
+                user_id=member.user_id,
                 tenant_id=tenant_id,
                 expires_at=datetime.now(UTC) + INVITATION_LIFETIME,
             )
         )
         session.flush()
-    return get_member(session, caller, user_id), invitation
+    return get_member(session, caller, member.user_id), invitation
+
+
+def _already_member(email: str) -> Conflict:
+    return Conflict(f"{email} is already a member of this workspace.", code="already_member")
 
 
 def _lock_admins(session: Session, tenant_id: uuid.UUID) -> list[uuid.UUID]:
     """Lock the admins' rows: two admins demoting each other at once must not leave none."""
     return list(
         session.scalars(
-            select(Membership.user_id)
-            .where(Membership.tenant_id == tenant_id, Membership.role == ADMIN)
+            select(Member.user_id)
+            .where(Member.tenant_id == tenant_id, Member.role == ADMIN)
             .with_for_update()
         )
     )
 
 
-def _membership(session: Session, caller: Caller, user_id: uuid.UUID) -> Membership:
-    membership = session.get(Membership, (user_id, caller.workspace.id), with_for_update=True)
+def _membership(session: Session, caller: Caller, user_id: uuid.UUID) -> Member:
+    membership = session.get(Member, (caller.workspace.id, user_id), with_for_update=True)
     if membership is None:
         raise NotFound("No such member in this workspace.", code="member_not_found")
     return membership

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from auth.caller import Caller
-from auth.models import CustomRole, Membership
+from auth.models import CustomRole, Member
 from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES, Permission
 from auth.roles import ROLE_NAME, all_permission_names, beyond_ceiling, unknown_permissions
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -147,8 +147,8 @@ def delete_role(session: Session, caller: Caller, name: str) -> None:
     role = _custom(session, caller, name)
     holders = session.scalar(
         select(func.count())
-        .select_from(Membership)
-        .where(Membership.tenant_id == role.tenant_id, Membership.role == name)
+        .select_from(Member)
+        .where(Member.tenant_id == role.tenant_id, Member.role == name)
     )
     if holders:
         members = "member holds" if holders == 1 else "members hold"

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from audit.platform import record_platform_event
-from auth.models import Invitation, User
+from auth.models import Invitation, Member
 from auth.passwords import hash_password, password_problem, verify_password
 from auth.refresh_tokens import end_session, spend_refresh_token, start_session
 from auth.throttle import attempt_succeeded, count_attempt
 from auth.tokens import issue_access_token
-from auth.users import find_user_by_email, membership_role
+from auth.users import find_member_by_email, find_user_by_email, membership_role
 from helpdesk.core.db import transaction
 from helpdesk.core.errors import AppError, InvalidInput, RateLimited, Unauthorized
 from helpdesk.core.settings import Settings
@@ -47,29 +47,41 @@ def _issue(
     return TokenPair(access, expires_in, refresh)
 
 
-def _check_credentials(
-    session: Session, email: str, password: str, tenant_slug: str | None
-) -> tuple[uuid.UUID, Tenant | None]:
+def _check_operator(session: Session, email: str, password: str) -> uuid.UUID:
     user = find_user_by_email(session, email)
     matches, new_hash = verify_password(password, user.password_hash if user else None)
-    if user is None or not matches or user.disabled:
+    # Without a workspace only an operator signs in; a member names their workspace.
+    if user is None or not matches or user.disabled or not user.is_operator:
         raise Unauthorized(INCORRECT, code="login_failed")
     if new_hash:
         user.password_hash = new_hash
-    if tenant_slug is None:
-        if not user.is_operator:
-            raise InvalidInput(
-                "Name the workspace to sign in to.", code="tenant_required", field="tenant"
-            )
-        return user.id, None
+    return user.id
+
+
+def _check_member(session: Session, email: str, password: str, tenant_slug: str) -> Member:
+    """A member signs in with their identity in the workspace they name, and only there."""
     tenant = None
     if SLUG_PATTERN.fullmatch(tenant_slug):
         tenant = session.scalars(select(Tenant).where(Tenant.slug == tenant_slug)).one_or_none()
-    if tenant is None or membership_role(session, user.id, tenant.id) is None:
+    member = find_member_by_email(session, tenant.id, email) if tenant is not None else None
+    # Verified even when there is no such member, so the answer takes as long either way.
+    matches, new_hash = verify_password(password, member.password_hash if member else None)
+    if tenant is None or member is None or not matches:
         raise Unauthorized(INCORRECT, code="login_failed")
     if tenant.status != TenantStatus.ACTIVE:
         raise unavailable(tenant.slug, tenant.status)
-    return user.id, tenant
+    if new_hash:
+        member.password_hash = new_hash
+    return member
+
+
+def _check_credentials(
+    session: Session, email: str, password: str, tenant_slug: str | None
+) -> tuple[uuid.UUID, uuid.UUID | None]:
+    if tenant_slug is None:
+        return _check_operator(session, email, password), None
+    member = _check_member(session, email, password, tenant_slug)
+    return member.user_id, member.tenant_id
 
 
 def login(
@@ -101,15 +113,15 @@ def login(
         raise
     try:
         with transaction(sessions) as session:
-            user_id, tenant = _check_credentials(session, email, password, tenant_slug)
+            user_id, tenant_id = _check_credentials(session, email, password, tenant_slug)
             attempt_succeeded(session, attempt)
-            pair = _issue(session, settings, user_id, tenant.id if tenant else None)
+            pair = _issue(session, settings, user_id, tenant_id)
             record_platform_event(
                 session,
                 action="auth.login",
                 actor_id=user_id,
                 actor_email=email,
-                tenant_id=tenant.id if tenant else None,
+                tenant_id=tenant_id,
             )
             return pair
     except AppError as refusal:
@@ -169,19 +181,23 @@ def accept_invitation(sessions: sessionmaker[Session], token: str, password: str
         invitation = session.get(Invitation, digest, with_for_update=True)
         if invitation is None or invitation.used_at or invitation.expires_at <= datetime.now(UTC):
             raise Unauthorized("The invitation is invalid, used or expired; ask for a new one.")
-        user = session.get(User, invitation.user_id)
-        if user is None:
+        member = session.get(
+            Member,
+            (invitation.tenant_id, invitation.user_id),
+            options=[undefer(Member.password_hash)],
+        )
+        if member is None:
             raise Unauthorized("The invitation is invalid, used or expired; ask for a new one.")
         # Checked once the invitation says whose it is: the rule refuses the own address too.
-        if problem := password_problem(password, email=user.email):
+        if problem := password_problem(password, email=member.email):
             raise InvalidInput(f"The password is not usable: {problem}.", field="password")
-        user.password_hash = hash_password(password)
+        member.password_hash = hash_password(password)
         invitation.used_at = datetime.now(UTC)
         record_platform_event(
             session,
             action="auth.invitation_accepted",
-            actor_id=user.id,
-            actor_email=user.email,
+            actor_id=member.user_id,
+            actor_email=member.email,
             tenant_id=invitation.tenant_id,
         )
-        return user.email
+        return member.email

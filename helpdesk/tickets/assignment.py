@@ -18,9 +18,9 @@ def roles_that_work_tickets() -> list[str]:
 def may_work_tickets(session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     row = session.execute(
         text(
-            "SELECT 1 FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
+            "SELECT 1 FROM public.members m"
             " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
-            " WHERE m.tenant_id = :t AND m.user_id = :u AND NOT u.disabled"
+            " WHERE m.tenant_id = :t AND m.user_id = :u"
             " AND (m.role = ANY(:roles) OR :permission = ANY(cr.permissions))"
         ),
         {
@@ -42,11 +42,11 @@ def least_loaded_agent(session: Session, tenant_id: uuid.UUID) -> uuid.UUID | No
     lock_workspace(session, LockKey.ASSIGNMENT)
     return session.execute(
         text(
-            "SELECT m.user_id FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
+            "SELECT m.user_id FROM public.members m"
             " LEFT JOIN (SELECT assignee_id, count(*) AS n FROM tickets"
             "            WHERE status = ANY(:working) GROUP BY assignee_id) load"
             "   ON load.assignee_id = m.user_id"
-            " WHERE m.tenant_id = :t AND m.role = 'agent' AND NOT u.disabled"
+            " WHERE m.tenant_id = :t AND m.role = 'agent'"
             " ORDER BY coalesce(load.n, 0), m.created_at, m.user_id LIMIT 1"
         ),
         {"t": tenant_id, "working": list(WORKING_STATUSES)},

@@ -101,9 +101,14 @@ def _event_payload(view: TicketView, changes: dict[str, Any] | None = None) -> d
 
 
 def _notify_assignee(session: Session, ticket: Ticket) -> None:
-    # Row-level security shows the tenant's role only users who are members of this workspace.
+    # Row-level security shows the tenant's role only this workspace's members; the schema
+    # condition says the same, since one person's id can recur in other workspaces.
     email = session.execute(
-        text("SELECT email FROM public.users WHERE id = :u"), {"u": ticket.assignee_id}
+        text(
+            "SELECT m.email FROM public.members m JOIN public.tenants t ON t.id = m.tenant_id"
+            " WHERE t.schema_name = current_schema() AND m.user_id = :u"
+        ),
+        {"u": ticket.assignee_id},
     ).scalar_one_or_none()
     if email:
         queue_email(

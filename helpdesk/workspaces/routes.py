@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from helpdesk.core.pagination import Limit, decode_key_cursor, key_page
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import AppRoute, Operator
+from helpdesk.pipeline import AppRoute, Operator, RequestPathDep
 from helpdesk.workspaces import service
 from helpdesk.workspaces.schemas import WorkspaceIn, WorkspaceOut, WorkspacePage, WorkspacePatch
 from tenants import registry
@@ -24,13 +24,16 @@ _PLATFORM = {
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 401, 403, 409, 413, 422, described=_PLATFORM),
 )
-async def create_workspace(body: WorkspaceIn, scope: Operator) -> WorkspaceOut:
+async def create_workspace(
+    body: WorkspaceIn, scope: Operator, path: RequestPathDep
+) -> WorkspaceOut:
+    admin_password_hash = await path.hash_password(body.admin_password)
     tenant = await scope.run(
         service.create_workspace,
         slug=body.slug,
         name=body.name,
         admin_email=str(body.admin_email),
-        admin_password=body.admin_password,
+        admin_password_hash=admin_password_hash,
         admin_name=body.admin_name,
         actor_id=scope.caller.user_id,
     )

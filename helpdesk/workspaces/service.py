@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from audit.platform import record_platform_event
-from auth.users import add_membership, create_user, find_user_by_email
+from auth.users import add_member_identity
 from helpdesk.core.errors import Conflict
 from migrations.models import tenant_ddl
 from tenants import registry
@@ -24,24 +24,27 @@ def create_workspace(
     slug: str,
     name: str,
     admin_email: str,
-    admin_password: str,
+    admin_password_hash: str,
     admin_name: str | None = None,
     actor_id: uuid.UUID | None = None,
 ) -> Tenant:
     tenant = provision_tenant(session, slug=slug, name=name, ddl=tenant_ddl())
-    admin = find_user_by_email(session, admin_email) or create_user(
+    # The first admin is a new identity of this workspace alone, with the operator's password:
+    # whatever any other workspace did with the same address has no say here.
+    admin = add_member_identity(
         session,
+        tenant_id=tenant.id,
         email=admin_email,
         name=admin_name or admin_email.split("@", maxsplit=1)[0],
-        password=admin_password,
+        role="admin",
+        password_hash=admin_password_hash,
     )
-    add_membership(session, user_id=admin.id, tenant_id=tenant.id, role="admin")
     _lifecycle_event(
         session,
         tenant,
         "tenant.create",
         actor_id,
-        details={"slug": slug, "admin_user_id": str(admin.id)},
+        details={"slug": slug, "admin_user_id": str(admin.user_id)},
     )
     return tenant
 

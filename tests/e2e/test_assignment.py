@@ -24,10 +24,11 @@ def auto_assign(runtime: Runtime, ws: Workspace, on: bool = True) -> None:
         session.merge(WorkspaceSettings(id=1, auto_assign=on))
 
 
-def disable(runtime: Runtime, member: Member) -> None:
+def remove(runtime: Runtime, ws: Workspace, member: Member) -> None:
     with transaction(runtime.sessions) as session:
         session.execute(
-            text("UPDATE users SET disabled = true WHERE id = :u"), {"u": member.user_id}
+            text("DELETE FROM public.members WHERE tenant_id = :t AND user_id = :u"),
+            {"t": ws.id, "u": member.user_id},
         )
 
 
@@ -63,11 +64,11 @@ def test_new_tickets_are_shared_evenly_among_the_agents(
         assert len(_loads(tickets[start : start + 3])) == 3
 
 
-def test_only_active_agents_are_picked(
+def test_only_current_agents_are_picked(
     client: TestClient, factory: Factory, runtime: Runtime, ws: Workspace, admin: dict[str, str]
 ) -> None:
     active = [factory.member(ws, "agent") for _ in range(2)]
-    disable(runtime, factory.member(ws, "agent"))
+    remove(runtime, ws, factory.member(ws, "agent"))
     for role in ("viewer", "compliance", "customer"):
         factory.member(ws, role)
     auto_assign(runtime, ws)
@@ -115,9 +116,9 @@ def _target(factory: Factory, runtime: Runtime, ws: Workspace, who: str) -> uuid
         return uuid.uuid4()
     if who == "other workspace's agent":
         return factory.member(factory.workspace(), "agent").user_id
-    if who == "disabled agent":
+    if who == "removed agent":
         member = factory.member(ws, "agent")
-        disable(runtime, member)
+        remove(runtime, ws, member)
         return member.user_id
     return factory.member(ws, who).user_id
 
@@ -131,7 +132,7 @@ EXPLICIT = [
     ("viewer",                   422),
     ("compliance",               422),
     ("customer",                 422),
-    ("disabled agent",           422),
+    ("removed agent",            422),
     ("other workspace's agent",  422),
     ("nobody",                   422),
 ]  # fmt: skip

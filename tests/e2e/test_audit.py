@@ -366,10 +366,10 @@ def test_no_secret_or_password_hash_reaches_either_trail(
         hashes = list(
             session.scalars(
                 text(
-                    "SELECT password_hash FROM users WHERE email IN"
+                    "SELECT password_hash FROM public.members WHERE tenant_id = :t AND email IN"
                     " ('keeper@example.com', 'invitee@example.com', :admin)"
                 ),
-                {"admin": ws.admin.email},
+                {"t": ws.id, "admin": ws.admin.email},
             )
         )
     assert len(hashes) == 3

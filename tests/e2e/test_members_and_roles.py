@@ -182,7 +182,7 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(
     # permission check, so the two really overlap instead of merely running close together.
     with transaction(runtime.sessions) as holder:
         holder.execute(
-            text("SELECT 1 FROM public.memberships WHERE tenant_id = :t FOR UPDATE"), {"t": ws.id}
+            text("SELECT 1 FROM public.members WHERE tenant_id = :t FOR UPDATE"), {"t": ws.id}
         )
         for thread in threads:
             thread.start()
@@ -205,7 +205,7 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(
     assert sorted(statuses) == [200, 409]
     with transaction(runtime.sessions) as session:
         admins = session.execute(
-            text("SELECT count(*) FROM public.memberships WHERE tenant_id = :t AND role = 'admin'"),
+            text("SELECT count(*) FROM public.members WHERE tenant_id = :t AND role = 'admin'"),
             {"t": ws.id},
         ).scalar_one()
     assert admins == 1

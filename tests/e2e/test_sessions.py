@@ -88,7 +88,7 @@ def test_a_removed_member_stays_signed_out_when_added_again(
     pair = _sign_in(client, agent, ws)
     assert client.delete(f"{MEMBERS}/{agent.user_id}", headers=admin).status_code == 204
     assert client.get(ME, headers=_bearer(pair)).status_code == 401
-    again = {"email": agent.email, "name": "Agent", "role": "agent"}
+    again = {"email": agent.email, "name": "Agent", "role": "agent", "password": agent.password}
     assert client.post(MEMBERS, json=again, headers=admin).status_code == 201
     # Neither the old access token nor the old refresh token comes back to life.
     assert client.get(ME, headers=_bearer(pair)).status_code == 401

@@ -370,12 +370,12 @@ def test_a_tenant_role_cannot_read_password_hashes(
 ) -> None:
     mine, _ = two_workspaces
     with as_tenant(runtime.engine, mine) as raw:
-        assert raw.execute("SELECT email FROM public.users").fetchall()
+        assert raw.execute("SELECT email FROM public.members").fetchall()
     with (
         as_tenant(runtime.engine, mine) as raw,
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"),
     ):
-        raw.execute("SELECT password_hash FROM public.users")
+        raw.execute("SELECT password_hash FROM public.members")
 
 
 def test_a_tenant_role_sees_only_its_own_public_rows(
@@ -388,8 +388,17 @@ def test_a_tenant_role_sees_only_its_own_public_rows(
     assert {mine.slug, theirs.slug} <= all_slugs
     with as_tenant(runtime.engine, mine) as raw:
         tenants = raw.execute("SELECT slug FROM public.tenants").fetchall()
-        memberships = raw.execute("SELECT tenant_id, user_id FROM public.memberships").fetchall()
-        users = raw.execute("SELECT id FROM public.users").fetchall()
+        members = raw.execute("SELECT tenant_id, user_id FROM public.members").fetchall()
     assert tenants == [(mine.slug,)]
-    assert memberships == [(mine.id, mine.admin.user_id)]
-    assert users == [(mine.admin.user_id,)]
+    assert members == [(mine.id, mine.admin.user_id)]
+
+
+def test_a_tenant_role_cannot_read_the_platforms_operators(
+    runtime: Runtime, two_workspaces: tuple[Workspace, Workspace]
+) -> None:
+    mine, _ = two_workspaces
+    with (
+        as_tenant(runtime.engine, mine) as raw,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"),
+    ):
+        raw.execute("SELECT email FROM public.users")

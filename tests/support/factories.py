@@ -4,9 +4,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from auth.models import Member as MemberRow
+from auth.passwords import hash_password
 from auth.refresh_tokens import start_session
 from auth.tokens import issue_access_token
-from auth.users import add_membership, create_user, find_user_by_email
+from auth.users import create_user, find_member_by_email
 from helpdesk.core.db import transaction
 from helpdesk.runtime import Runtime
 from helpdesk.workspaces.service import create_workspace
@@ -48,11 +50,11 @@ class Factory:
                 slug=slug,
                 name=f"Workspace {slug}",
                 admin_email=email,
-                admin_password=PASSWORD,
+                admin_password_hash=hash_password(PASSWORD),
             )
-            admin = find_user_by_email(session, email)
+            admin = find_member_by_email(session, tenant.id, email)
             assert admin is not None
-            admin_id = admin.id
+            admin_id = admin.user_id
             return Workspace(
                 tenant.id,
                 slug,
@@ -61,12 +63,29 @@ class Factory:
                 Member(admin_id, email, PASSWORD, "admin"),
             )
 
-    def member(self, workspace: Workspace, role: str) -> Member:
-        email = f"{role}-{uuid.uuid4().hex[:8]}.{workspace.slug}@example.com"
+    def member(
+        self,
+        workspace: Workspace,
+        role: str,
+        *,
+        email: str | None = None,
+        user_id: uuid.UUID | None = None,
+    ) -> Member:
+        """A new member of ``workspace``; ``user_id`` reuses an id another workspace's member
+        holds, as migrating global identities into each workspace left them."""
+        email = email or f"{role}-{uuid.uuid4().hex[:8]}.{workspace.slug}@example.com"
         with transaction(self.runtime.sessions) as session:
-            user = create_user(session, email=email, name=f"{role} user", password=PASSWORD)
-            add_membership(session, user_id=user.id, tenant_id=workspace.id, role=role)
-            return Member(user.id, email, PASSWORD, role)
+            member = MemberRow(
+                tenant_id=workspace.id,
+                user_id=user_id or uuid.uuid4(),
+                email=email,
+                name=f"{role} user",
+                role=role,
+                password_hash=hash_password(PASSWORD),
+            )
+            session.add(member)
+            session.flush()
+            return Member(member.user_id, email, PASSWORD, role)
 
     def operator(self) -> Member:
         email = f"operator-{uuid.uuid4().hex[:8]}@platform.example"

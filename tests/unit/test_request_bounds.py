@@ -12,7 +12,7 @@ from pydantic import BaseModel, EmailStr, HttpUrl, ValidationError
 from sqlalchemy import Column, String
 
 import helpdesk.app  # noqa: F401 - imports every route, hence every request model
-from auth.models import CustomRole, Membership, User
+from auth.models import CustomRole, Member
 from helpdesk.core.input import RequestModel
 from helpdesk.customers.models import Customer
 from helpdesk.customers.schemas import CustomerIn, CustomerPatch
@@ -78,10 +78,10 @@ STORED: dict[tuple[type[BaseModel], str], tuple[Column[Any], Maker]] = {
     (TicketPatch, "title"): (Ticket.__table__.c.title, _plain),
     (TicketPatch, "category"): (Ticket.__table__.c.category, _plain),
     (TicketPatch, "tags"): (TicketTag.__table__.c.tag, _tags),
-    (MemberIn, "email"): (User.__table__.c.email, _email),
-    (MemberIn, "name"): (User.__table__.c.name, _plain),
-    (MemberIn, "role"): (Membership.__table__.c.role, _plain),
-    (MemberPatch, "role"): (Membership.__table__.c.role, _plain),
+    (MemberIn, "email"): (Member.__table__.c.email, _email),
+    (MemberIn, "name"): (Member.__table__.c.name, _plain),
+    (MemberIn, "role"): (Member.__table__.c.role, _plain),
+    (MemberPatch, "role"): (Member.__table__.c.role, _plain),
     (RoleIn, "name"): (CustomRole.__table__.c.name, _plain),
     (WorkspaceSettingsIn, "timezone"): (WorkspaceSettings.__table__.c.timezone, _plain),
     (WorkspaceSettingsIn, "business_days"): (
@@ -91,8 +91,8 @@ STORED: dict[tuple[type[BaseModel], str], tuple[Column[Any], Maker]] = {
     (WebhookIn, "url"): (Webhook.__table__.c.url, _url),
     (WebhookIn, "secret"): (Webhook.__table__.c.secret, _plain),
     (WorkspaceIn, "name"): (Tenant.__table__.c.name, _plain),
-    (WorkspaceIn, "admin_email"): (User.__table__.c.email, _email),
-    (WorkspaceIn, "admin_name"): (User.__table__.c.name, _plain),
+    (WorkspaceIn, "admin_email"): (Member.__table__.c.email, _email),
+    (WorkspaceIn, "admin_name"): (Member.__table__.c.name, _plain),
     (WorkspacePatch, "name"): (Tenant.__table__.c.name, _plain),
 }
 
