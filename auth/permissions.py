@@ -26,6 +26,8 @@ class Permission(StrEnum):
     # Not in API.md's table: the workspace's SLA, business hours and auto-assignment settings
     # (docs/DECISIONS.md). An admin's, like the other workspace administration permissions.
     SETTINGS_MANAGE = "settings.manage"
+    # An e-mail when a ticket breaches its first-response target (the team lead's).
+    SLA_ALERTS = "sla.alerts"
 
 
 class TicketScope(StrEnum):
@@ -55,6 +57,7 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             P.AUDIT_VERIFY,
             P.RETENTION_READ,
             P.SETTINGS_MANAGE,
+            P.SLA_ALERTS,
         }
     ),
     "agent": frozenset(

@@ -2,11 +2,12 @@
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, undefer
 
 from auth.models import Member, User
 from auth.passwords import hash_password
+from auth.permissions import BUILTIN_ROLES, Permission
 from auth.refresh_tokens import end_user_sessions
 
 
@@ -62,6 +63,27 @@ def add_member_identity(
     session.add(member)
     session.flush()
     return member
+
+
+def addresses_holding(session: Session, permission: Permission) -> list[str]:
+    """The addresses of the current workspace's members whose role holds ``permission``, by
+    a built-in role or a custom one. Runs in a workspace's scope: the workspace is the one
+    whose schema the transaction is in (row-level security says the same for a tenant role)."""
+    builtin = [role for role, held in BUILTIN_ROLES.items() if permission in held]
+    return list(
+        session.scalars(
+            text(
+                "SELECT m.email FROM public.members m"
+                " JOIN public.tenants t ON t.id = m.tenant_id"
+                " LEFT JOIN public.custom_roles cr"
+                "   ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
+                " WHERE t.schema_name = current_schema()"
+                "   AND (m.role = ANY(:builtin) OR :permission = ANY(cr.permissions))"
+                " ORDER BY lower(m.email)"
+            ),
+            {"builtin": builtin, "permission": permission.value},
+        )
+    )
 
 
 def find_operator(session: Session, email: str) -> User | None:

@@ -34,14 +34,14 @@ def _decode(kind: str, cursor: str) -> str:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise _invalid() from exc
+        raise invalid_cursor() from exc
     prefix, _, value = raw.partition(":")
     if prefix != kind or not value or "\x00" in value:
-        raise _invalid()
+        raise invalid_cursor()
     return value
 
 
-def _invalid() -> InvalidInput:
+def invalid_cursor() -> InvalidInput:
     return InvalidInput(
         "The cursor is not one this API issued.",
         code="invalid_cursor",
@@ -57,11 +57,15 @@ def encode_cursor(last_id: int) -> str:
 def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    value = _decode("id", cursor)
+    return row_id_of(_decode("id", cursor))
+
+
+def row_id_of(value: str) -> int:
+    """A row id from a cursor's text; anything this API did not issue is refused."""
     # ASCII digits only: str.isdigit() also accepts "²" (which int() refuses, a 500) and int()
     # accepts "١٢", " 1" and "1_0", none of which this API ever issued.
     if not (value.isascii() and value.isdigit()) or int(value) > MAX_ROW_ID:
-        raise _invalid()
+        raise invalid_cursor()
     return int(value)
 
 

@@ -11,7 +11,7 @@ from audit.gdpr import ERASED, NOT_SENT, REDACTED, Subject
 from helpdesk.outbox.models import OutboxMessage
 from helpdesk.webhooks.models import Webhook
 
-WEBHOOK_EVENTS = ("ticket.created", "ticket.updated", "comment.created")
+WEBHOOK_EVENTS = ("ticket.created", "ticket.updated", "comment.created", "ticket.sla_breached")
 
 
 def publish_event(session: Session, event: str, payload: dict[str, Any]) -> int:

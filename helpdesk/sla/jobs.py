@@ -34,7 +34,7 @@ from helpdesk.runtime import Runtime
 from helpdesk.sla.service import load_settings
 from helpdesk.tickets.models import Comment, Ticket
 from helpdesk.tickets.schemas import TicketPriority, TicketStatus
-from helpdesk.tickets.service import change_tickets
+from helpdesk.tickets.service import alert_breaches, change_tickets
 from tenants.jobs import Job, JobReport, WorkspaceRun, run_each_workspace
 from tenants.locks import LockKey
 
@@ -57,13 +57,21 @@ class TicketsChanged:
     """One workspace's part in a ticket job: tickets changed, in how many batches."""
 
     changed: int = 0
-    batches: int = 0
+    batches: int = 0  # of changes
+    # Tickets whose first-response breach was alerted (escalation only).
+    alerted: int = 0
 
 
 def escalate(run: WorkspaceRun) -> TicketsChanged:
-    """Escalate the workspace's overdue tickets, ``run.batch_size`` at a time."""
+    """Escalate the workspace's overdue tickets, ``run.batch_size`` at a time, then alert
+    every breach not alerted yet (an escalation is one, so it is alerted in the same run)."""
     done = run.batches_in_transactions(lambda batch, after_id: _escalate(batch, run, after_id))
-    return TicketsChanged(done.rows, done.batches)
+    alerts = run.batches_in_transactions(
+        lambda batch, after_id: alert_breaches(
+            batch, now=run.now, after_id=after_id, limit=run.batch_size
+        )
+    )
+    return TicketsChanged(done.rows, done.batches, alerts.rows)
 
 
 def _escalate(session: Session, run: WorkspaceRun, after_id: int) -> list[int]:

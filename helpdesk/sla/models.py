@@ -27,6 +27,8 @@ class WorkspaceSettings(TenantBase):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
     # Hours to first response by priority; missing keys fall back to the product defaults.
     sla_hours: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # Overrides of the tier policies: {tier: {priority: {first_response_hours, resolution_hours}}}.
+    sla_policies: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     business_hours_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
     business_start: Mapped[time] = mapped_column(Time, server_default=text("'09:00'"))

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from helpdesk.core.input import RequestModel
+from helpdesk.customers.schemas import CustomerTier
 from helpdesk.tickets.schemas import TicketPriority
 
 # Hours to first response: from a minute to a year.
@@ -42,6 +43,15 @@ def _wall_clock(value: time) -> time:
 BusinessTime = Annotated[time, AfterValidator(_wall_clock)]
 
 
+class PolicyCell(RequestModel):
+    """One tier's targets for one priority; a target left out follows the tier's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_response_hours: SlaHours | None = None
+    resolution_hours: SlaHours | None = None
+
+
 class WorkspaceSettingsIn(RequestModel):
     """The new settings. A field left out keeps its current value."""
 
@@ -51,6 +61,12 @@ class WorkspaceSettingsIn(RequestModel):
         default=None,
         description="Hours to first response by priority; a priority left out uses the default "
         "(critical 1, high 4, medium 24, low 72).",
+    )
+    sla_policies: dict[CustomerTier, dict[TicketPriority, PolicyCell]] | None = Field(
+        default=None,
+        description="Overrides of the tier policies, replacing any saved before. A cell left "
+        "out follows its tier: basic uses sla_hours and the default resolution hours (critical "
+        "4, high 24, medium 72, low 168); free twice basic, premium half, enterprise a quarter.",
     )
     business_hours_only: bool | None = None
     timezone: Annotated[str, Field(max_length=64), AfterValidator(_known_zone)] | None = None
@@ -63,10 +79,21 @@ class WorkspaceSettingsIn(RequestModel):
     ) = None
 
 
+class TargetHours(BaseModel):
+    first_response_hours: float
+    resolution_hours: float
+
+
 class WorkspaceSettingsOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     sla_hours: dict[str, float]
+    sla_policies: dict[str, dict[str, dict[str, float]]] = Field(
+        description="The overrides saved, as PUT takes them."
+    )
+    sla_targets: dict[str, dict[str, TargetHours]] = Field(
+        description="What applies: every tier's targets for every priority, in hours."
+    )
     business_hours_only: bool
     timezone: str
     business_start: time

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.core.errors import InvalidInput
 from helpdesk.sla.models import WorkspaceSettings
-
-DEFAULT_SLA_HOURS: dict[str, float] = {"critical": 1, "high": 4, "medium": 24, "low": 72}
+from helpdesk.sla.policy import longest_hours
 
 
 def load_settings(session: Session) -> WorkspaceSettings:
@@ -24,6 +23,7 @@ def load_settings(session: Session) -> WorkspaceSettings:
 DEFAULT_SETTINGS: dict[str, object] = {
     "id": 1,
     "sla_hours": {},
+    "sla_policies": {},
     "business_hours_only": False,
     "timezone": "UTC",
     "business_start": time(9, 0),
@@ -69,18 +69,25 @@ def _plain(value: object) -> object:
     return value.isoformat() if isinstance(value, time) else value
 
 
-def sla_hours(settings: WorkspaceSettings, priority: str) -> float:
-    override = (settings.sla_hours or {}).get(priority)
-    return float(override) if override is not None else DEFAULT_SLA_HOURS[priority]
-
-
-def due_at(created: datetime, priority: str, settings: WorkspaceSettings) -> datetime:
-    """When the first response is due: wall-clock hours, or business hours in the workspace's
-    time zone when the workspace counts only those."""
-    budget = timedelta(hours=sla_hours(settings, priority))
+def due_after(start: datetime, budget: timedelta, settings: WorkspaceSettings) -> datetime:
+    """When a target of ``budget`` counted from ``start`` falls due: wall-clock time, or
+    business hours in the workspace's time zone when the workspace counts only those."""
     if not settings.business_hours_only:
-        return created + budget
-    return _add_business_time(created, budget, settings)
+        return start + budget
+    return _add_business_time(start, budget, settings)
+
+
+def resume_due(
+    due: datetime, paused_at: datetime, now: datetime, settings: WorkspaceSettings
+) -> datetime:
+    """The due time once a clock paused at ``paused_at`` runs again at ``now``: what was left
+    at the pause, counted from now (in business hours where the workspace counts those). A
+    target already missed at the pause stays missed."""
+    if paused_at >= due:
+        return due
+    if not settings.business_hours_only:
+        return now + (due - paused_at)
+    return _add_business_time(now, _business_time_between(paused_at, due, settings), settings)
 
 
 # How far ahead _add_business_time looks for the end of a budget.
@@ -104,7 +111,7 @@ def business_time_problem(settings: WorkspaceSettings) -> str | None:
         date.min, settings.business_start
     )
     weekly = opening * len(days)
-    longest = max(sla_hours(settings, priority) for priority in DEFAULT_SLA_HOURS)
+    longest = longest_hours(settings)
     if timedelta(hours=longest) > weekly * _FITTING_WEEKS:
         return (
             f"Counted in business hours ({weekly.total_seconds() / 3600:g} a week), the longest "
@@ -134,3 +141,24 @@ def _add_business_time(start: datetime, budget: timedelta, settings: WorkspaceSe
         next_day = cursor.date() + timedelta(days=1)
         cursor = datetime.combine(next_day, settings.business_start, zone)
     raise ValueError("no business hours within ten years; check the workspace's business days")
+
+
+def _business_time_between(
+    start: datetime, end: datetime, settings: WorkspaceSettings
+) -> timedelta:
+    """Business time from ``start`` to ``end`` in the workspace's time zone."""
+    zone = ZoneInfo(settings.timezone)
+    days = {int(d) for d in settings.business_days if d.isdigit()}
+    cursor, finish = start.astimezone(zone), end.astimezone(zone)
+    total = timedelta(0)
+    for _ in range(_HORIZON_DAYS):
+        if cursor >= finish:
+            break
+        day_open = datetime.combine(cursor.date(), settings.business_start, zone)
+        day_close = datetime.combine(cursor.date(), settings.business_end, zone)
+        if cursor.isoweekday() in days:
+            begin, stop = max(cursor, day_open), min(day_close, finish)
+            if stop > begin:
+                total += stop - begin
+        cursor = datetime.combine(cursor.date() + timedelta(days=1), time(0), zone)
+    return total

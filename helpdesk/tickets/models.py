@@ -48,7 +48,15 @@ class Ticket(TenantBase):
     assignee_id: Mapped[uuid.UUID | None]
     sla_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when a late first response (or a resolution without one) makes the breach final; an
+    # unanswered ticket past sla_due_at is breached already (helpdesk.sla.state reads both).
     sla_breached: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    resolution_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # While the ticket is pending on the customer the resolution clock stands still.
+    resolution_paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution_breached: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # When the breach alert went out: one per ticket.
+    sla_alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     escalated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     status_changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -7,14 +7,29 @@ so it answers 404 exactly like a missing one and no list can leak it.
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Result, Select, delete, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    DateTime,
+    Result,
+    Select,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from auth.permissions import TicketScope
 from helpdesk.customers.models import Customer
+from helpdesk.sla import state as sla_state
 from helpdesk.tickets.models import Ticket, TicketTag
 from helpdesk.tickets.schemas import TicketFilters
 
@@ -26,7 +41,10 @@ class Visibility:
     email: str
 
 
-def visible(query: Select[Ticket], who: Visibility) -> Select[Ticket]:
+Query = TypeVar("Query", bound=Select[Any])
+
+
+def visible(query: Query, who: Visibility) -> Query:
     if who.scope == TicketScope.OWN:
         own = select(Customer.id).where(func.lower(Customer.email) == who.email.lower())
         return query.where(Ticket.customer_id.in_(own.scalar_subquery()))
@@ -44,8 +62,19 @@ def get_visible(
     return session.scalars(query).one_or_none()
 
 
+def _holds(condition: ColumnElement[bool], wanted: bool) -> ColumnElement[bool]:
+    # "is not true" rather than NOT: a condition that is unknown (no due time) does not hold.
+    return condition.is_(True) if wanted else condition.is_not(True)
+
+
 def list_visible(
-    session: Session, who: Visibility, filters: TicketFilters, *, after_id: int | None, limit: int
+    session: Session,
+    who: Visibility,
+    filters: TicketFilters,
+    *,
+    after_id: int | None,
+    limit: int,
+    now: datetime,
 ) -> Sequence[Ticket]:
     query = visible(select(Ticket), who).order_by(Ticket.id).limit(limit)
     if after_id is not None:
@@ -67,7 +96,43 @@ def list_visible(
         query = query.where(Ticket.created_at >= filters.created_after)
     if filters.created_before:
         query = query.where(Ticket.created_at < filters.created_before)
+    if filters.sla_breached is not None:
+        query = query.where(_holds(sla_state.sla_breached_sql(now), filters.sla_breached))
+    if filters.unassigned is not None:
+        query = query.where(_holds(Ticket.assignee_id.is_(None), filters.unassigned))
+    if filters.urgent is not None:
+        query = query.where(_holds(sla_state.urgent_sql(), filters.urgent))
     return session.scalars(query).all()
+
+
+# The queue's order: urgent first, then the soonest first-response due time, then id. A ticket
+# without a due time sorts last among its peers.
+_QUEUE_RANK = case((sla_state.urgent_sql(), 0), else_=1)
+_NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+_QUEUE_DUE = func.coalesce(Ticket.sla_due_at, literal(_NEVER, DateTime(timezone=True)))
+
+
+def queue(
+    session: Session,
+    who: Visibility,
+    *,
+    after: tuple[int, datetime, int] | None,
+    limit: int,
+) -> list[tuple[Ticket, tuple[int, datetime, int]]]:
+    """The tickets ``who`` may work now (open or in progress, theirs or nobody's), in queue
+    order, each with its position (for the next page's cursor)."""
+    query = (
+        visible(select(Ticket, _QUEUE_RANK, _QUEUE_DUE), who)
+        .where(
+            Ticket.status.in_(sla_state.URGENT_STATUSES),
+            or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == who.user_id),
+        )
+        .order_by(_QUEUE_RANK, _QUEUE_DUE, Ticket.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(_QUEUE_RANK, _QUEUE_DUE, Ticket.id) > tuple_(*after))
+    return [(row[0], (row[1], row[2], row[0].id)) for row in session.execute(query)]
 
 
 def tags_for(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[str]]:

@@ -1,16 +1,25 @@
 """HTTP for /tickets."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
-from helpdesk.core.pagination import Limit, decode_cursor, id_page
+from helpdesk.core.pagination import (
+    Limit,
+    decode_cursor,
+    decode_key_cursor,
+    encode_key_cursor,
+    id_page,
+    invalid_cursor,
+    row_id_of,
+)
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import AppRoute, RowId, Scope, require
 from helpdesk.tickets import service
 from helpdesk.tickets.schemas import TicketFilters, TicketIn, TicketOut, TicketPage, TicketPatch
-from helpdesk.tickets.service import TicketView
+from helpdesk.tickets.service import QueuePosition, TicketView
 
 router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=AppRoute)
 
@@ -61,6 +70,42 @@ async def list_my_tickets(scope: Reader, limit: Limit = 50, cursor: Cursor = Non
         service.list_mine, scope.caller, after_id=decode_cursor(cursor), limit=limit + 1
     )
     return await _audited_page(scope, views, limit)
+
+
+def _queue_cursor(position: QueuePosition) -> str:
+    rank, due, ticket_id = position
+    return encode_key_cursor(f"{rank}|{due.isoformat()}|{ticket_id}")
+
+
+def _queue_position(cursor: str | None) -> QueuePosition | None:
+    """A queue cursor back into its position; anything this API did not issue is a 422."""
+    value = decode_key_cursor(cursor)
+    if value is None:
+        return None
+    rank, _, rest = value.partition("|")
+    due, _, ticket_id = rest.partition("|")
+    try:
+        at = datetime.fromisoformat(due)
+    except ValueError:
+        at = None
+    if rank not in ("0", "1") or at is None or at.tzinfo is None:
+        raise invalid_cursor()
+    return int(rank), at, row_id_of(ticket_id)
+
+
+@router.get("/queue", responses=error_responses(401, 403, 422))
+async def work_queue(scope: Updater, limit: Limit = 50, cursor: Cursor = None) -> TicketPage:
+    """The caller's workable tickets (open or in progress, theirs or unassigned): urgent
+    first, then the soonest first-response due time, then id."""
+    rows = await scope.run(
+        service.work_queue, scope.caller, after=_queue_position(cursor), limit=limit + 1
+    )
+    page = rows[:limit]
+    next_cursor = _queue_cursor(page[-1][1]) if len(rows) > limit else None
+    now = datetime.now(UTC)
+    items = [view.out(now) for view, _ in page]
+    await scope.audit("ticket.list", "ticket", changes={"count": len(items)}, personal_data=True)
+    return TicketPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{ticket_id}", responses=error_responses(401, 403, 404, 422))

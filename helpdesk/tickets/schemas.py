@@ -88,7 +88,15 @@ class TicketOut(BaseModel):
     customer: CustomerRef | None
     assignee_id: uuid.UUID | None
     sla_due_at: datetime | None
-    sla_breached: bool
+    sla_breached: bool = Field(
+        description="True from the moment the first-response target passes without a first "
+        "response."
+    )
+    resolution_due_at: datetime | None
+    resolution_breached: bool = Field(
+        description="True once the resolution target passes unresolved; the clock stands "
+        "still while the ticket is pending."
+    )
     escalated: bool
     created_at: datetime
     updated_at: datetime
@@ -108,3 +116,10 @@ class TicketFilters(RequestModel):
     q: str | None = Field(default=None, max_length=200)
     created_after: datetime | None = None
     created_before: datetime | None = None
+    sla_breached: bool | None = Field(
+        default=None, description="Tickets whose first-response target passed unanswered."
+    )
+    unassigned: bool | None = Field(default=None, description="Tickets with no assignee.")
+    urgent: bool | None = Field(
+        default=None, description="Open or in progress, unassigned, high or critical."
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from audit.gdpr import ERASED, REDACTED, Subject
@@ -15,13 +15,16 @@ from audit.retention import PurgedTickets
 from audit.trail import Actor, record_event
 from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
+from auth.users import addresses_holding
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from helpdesk.customers import repository as customers
 from helpdesk.customers.models import Customer
 from helpdesk.customers.schemas import CustomerRef
 from helpdesk.customers.service import customer_for_email
 from helpdesk.outbox.service import publish_event, queue_email
-from helpdesk.sla.service import due_at, load_settings
+from helpdesk.sla import state as sla_state
+from helpdesk.sla.policy import targets
+from helpdesk.sla.service import due_after, load_settings
 from helpdesk.tickets import repository
 from helpdesk.tickets.assignment import least_loaded_agent, may_work_tickets
 from helpdesk.tickets.models import Ticket
@@ -52,8 +55,9 @@ class TicketView:
     customer: Customer | None
     tags: list[str]
 
-    def out(self) -> TicketOut:
+    def out(self, now: datetime | None = None) -> TicketOut:
         t = self.ticket
+        now = now or datetime.now(UTC)
         return TicketOut(
             id=t.id,
             title=t.title,
@@ -65,7 +69,9 @@ class TicketView:
             customer=CustomerRef.model_validate(self.customer) if self.customer else None,
             assignee_id=t.assignee_id,
             sla_due_at=t.sla_due_at,
-            sla_breached=t.sla_breached,
+            sla_breached=sla_state.sla_breached(t, now),
+            resolution_due_at=t.resolution_due_at,
+            resolution_breached=sla_state.resolution_breached(t, now),
             escalated=t.escalated,
             created_at=t.created_at,
             updated_at=t.updated_at,
@@ -135,13 +141,15 @@ def create_ticket(session: Session, caller: Caller, data: TicketIn) -> TicketVie
     customer = customer_for_email(session, email, name)
     settings = load_settings(session)
     now = datetime.now(UTC)
+    goals = targets(settings, customer.tier, data.priority.value)
     ticket = Ticket(
         title=data.title,
         description=data.description,
         priority=data.priority.value,
         category=data.category,
         customer_id=customer.id,
-        sla_due_at=due_at(now, data.priority.value, settings),
+        sla_due_at=due_after(now, goals.first_response, settings),
+        resolution_due_at=due_after(now, goals.resolution, settings),
         status_changed_at=now,
         created_at=now,
         updated_at=now,
@@ -177,9 +185,22 @@ def list_tickets(
     session: Session, caller: Caller, filters: TicketFilters, *, after_id: int | None, limit: int
 ) -> list[TicketView]:
     rows = repository.list_visible(
-        session, visibility(caller), filters, after_id=after_id, limit=limit
+        session, visibility(caller), filters, after_id=after_id, limit=limit, now=datetime.now(UTC)
     )
     return views(session, rows)
+
+
+QueuePosition = tuple[int, datetime, int]
+
+
+def work_queue(
+    session: Session, caller: Caller, *, after: QueuePosition | None, limit: int
+) -> list[tuple[TicketView, QueuePosition]]:
+    """The caller's workable tickets, urgent first, then by first-response due time, then id;
+    each with its queue position, which the next page starts after."""
+    rows = repository.queue(session, visibility(caller), after=after, limit=limit)
+    shown = views(session, [ticket for ticket, _ in rows])
+    return list(zip(shown, [position for _, position in rows], strict=True))
 
 
 def list_mine(
@@ -280,10 +301,15 @@ def change_tickets(
         check_change(TicketStatus(ticket.status), changes)
     now = now or datetime.now(UTC)
     diffs: list[dict[str, Any]] = []
+    settings = None
     for ticket, changes in edits:
         diff = _apply(session, ticket, changes)
         if "status" in diff:
             ticket.status_changed_at = now
+            settings = settings or load_settings(session)
+            sla_state.on_status_change(
+                ticket, diff["status"]["before"], diff["status"]["after"], now, settings
+            )
         if diff:
             ticket.updated_at = now
         diffs.append(diff)
@@ -326,6 +352,43 @@ def _announce(session: Session, change: TicketChange) -> None:
         )
     if "assignee_id" in diff and ticket.assignee_id is not None:
         _notify_assignee(session, ticket)
+
+
+def alert_breaches(session: Session, *, now: datetime, after_id: int, limit: int) -> list[int]:
+    """Alert each ticket that has breached its first-response target and was not alerted yet,
+    once: a ``ticket.sla_breached`` webhook event, and an e-mail to every member whose role
+    holds ``sla.alerts``. Returns the ids alerted, in order (the next batch starts after)."""
+    due = session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.id > after_id,
+            Ticket.sla_alerted_at.is_(None),
+            sla_state.sla_breached_sql(now),
+        )
+        .order_by(Ticket.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not due:
+        return []
+    leads = addresses_holding(session, Permission.SLA_ALERTS)
+    for view in views(session, due):
+        ticket = view.ticket
+        ticket.sla_alerted_at = now
+        publish_event(session, "ticket.sla_breached", _event_payload(view))
+        for address in leads:
+            queue_email(
+                session,
+                event="ticket.sla_breached",
+                to=address,
+                subject=f"[#{ticket.id}] SLA breached ({ticket.priority}): {ticket.title}",
+                body=(
+                    f"Ticket #{ticket.id} had no first response by "
+                    f"{ticket.sla_due_at:%Y-%m-%d %H:%M} UTC."
+                ),
+            )
+    session.flush()
+    return [t.id for t in due]
 
 
 def _json_form(value: Any) -> Any:

@@ -22,6 +22,7 @@ class WebhookEvent(StrEnum):
     TICKET_CREATED = "ticket.created"
     TICKET_UPDATED = "ticket.updated"
     COMMENT_CREATED = "comment.created"
+    TICKET_SLA_BREACHED = "ticket.sla_breached"
 
 
 def _distinct(events: list[WebhookEvent]) -> list[WebhookEvent]:

@@ -39,6 +39,8 @@ def test_a_new_ticket_has_the_documented_shape_and_defaults(
     assert body["escalated"] is False
     created = datetime.fromisoformat(body["created_at"])
     assert datetime.fromisoformat(body["sla_due_at"]) - created == timedelta(hours=24)
+    assert datetime.fromisoformat(body["resolution_due_at"]) - created == timedelta(hours=72)
+    assert body["resolution_breached"] is False
     expected = {
         "id",
         "title",
@@ -51,6 +53,8 @@ def test_a_new_ticket_has_the_documented_shape_and_defaults(
         "assignee_id",
         "sla_due_at",
         "sla_breached",
+        "resolution_due_at",
+        "resolution_breached",
         "escalated",
         "created_at",
         "updated_at",

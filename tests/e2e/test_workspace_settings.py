@@ -23,8 +23,12 @@ def test_a_new_workspace_has_the_product_defaults(
     client: TestClient, admin: dict[str, str]
 ) -> None:
     body = client.get(SETTINGS, headers=admin).json()
+    targets = body.pop("sla_targets")
+    assert targets["basic"]["critical"] == {"first_response_hours": 1, "resolution_hours": 4}
+    assert targets["free"]["low"] == {"first_response_hours": 144, "resolution_hours": 336}
     assert {k: v for k, v in body.items() if k != "updated_at"} == {
         "sla_hours": {},
+        "sla_policies": {},
         "business_hours_only": False,
         "timezone": "UTC",
         "business_start": "09:00:00",

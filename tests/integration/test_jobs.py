@@ -267,7 +267,7 @@ def test_a_run_visits_active_workspaces_only(
 
     everywhere = run_job(runtime, "escalate", now=NOW)
     visited = {run.slug: run.result for run in everywhere.workspaces}
-    assert visited[ws.slug] == TicketsChanged(changed=1, batches=1)
+    assert visited[ws.slug] == TicketsChanged(changed=1, batches=1, alerted=1)
     assert suspended.slug not in visited
     assert fields(runtime, suspended, ("escalated",)) == [(False,)]
 
@@ -379,3 +379,46 @@ def test_auto_close_is_idempotent_and_audited(
     assert closed_at == start
     (event,) = job_events(runtime, ws, jobs.AUTO_CLOSE)
     assert event.changes == {"status": {"before": "pending", "after": "closed"}}
+
+
+def test_a_breach_is_alerted_once_to_the_holders_of_sla_alerts(
+    runtime: Runtime, factory: Factory, ws: Workspace
+) -> None:
+    lead_role = "shift-lead"
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            text(
+                "INSERT INTO public.custom_roles (tenant_id, name, permissions)"
+                " VALUES (:t, :name, ARRAY['tickets.read', 'sla.alerts'])"
+            ),
+            {"t": ws.id, "name": lead_role},
+        )
+    lead = factory.member(ws, lead_role)
+    factory.member(ws, "agent")
+    with scope(runtime, ws) as session:
+        session.add(
+            Webhook(url="https://hooks.example.com/sla", events=["ticket.sla_breached"], secret="s")
+        )
+    # Breached (unanswered past due), answered in time, and not due yet.
+    breached, answered, _ = add_tickets(
+        runtime,
+        ws,
+        {"assignee_id": SOMEONE},
+        {"first_response_at": NOW - timedelta(hours=2), "sla_due_at": NOW - timedelta(hours=1)},
+        {"sla_due_at": NOW + timedelta(hours=1)},
+    )
+    first = run_job(runtime, "escalate", [ws.slug], now=NOW)
+    again = run_job(runtime, "escalate", [ws.slug], now=NOW + timedelta(minutes=1))
+    assert [r.alerted for r in first.results] == [1]
+    assert [r.alerted for r in again.results] == [0]
+    with scope(runtime, ws) as session:
+        messages = session.execute(
+            select(OutboxMessage.kind, OutboxMessage.recipient, OutboxMessage.payload).where(
+                OutboxMessage.event == "ticket.sla_breached"
+            )
+        ).all()
+    emails = sorted(recipient for kind, recipient, _ in messages if kind == "email")
+    assert emails == sorted([ws.admin.email.lower(), lead.email.lower()])
+    hooks = [payload["ticket"]["id"] for kind, _, payload in messages if kind == "webhook"]
+    assert hooks == [breached]
+    assert answered not in hooks

@@ -26,6 +26,7 @@ API_TABLE: dict[str, frozenset[str]] = {
     "customers.read": frozenset({"admin", "agent", "viewer", "compliance"}),
     "customers.write": frozenset({"admin", "agent"}),
     "members.manage": frozenset({"admin"}),
+    "sla.alerts": frozenset({"admin"}),
     "roles.manage": frozenset({"admin"}),
     "webhooks.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin", "compliance"}),
