@@ -139,6 +139,17 @@ def _workers(served: Served) -> set[int]:
     return {worker for worker in children if _listens(worker, served.port)} or {pid}
 
 
+def _all_workers(served: Served, expected: int) -> set[int]:
+    """The workers once ``expected`` of them listen: ready means one worker answered, and on a
+    busy machine the others may still be importing the app."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    workers = _workers(served)
+    while len(workers) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = _workers(served)
+    return workers
+
+
 def _answering_pid(served: Served, connection: http.client.HTTPConnection) -> int:
     """The process at the other end of an open keep-alive connection."""
     client_port = connection.sock.getsockname()[1]
@@ -231,7 +242,7 @@ def test_every_worker_answers_and_sigterm_lets_the_request_in_flight_finish(
         HELPDESK_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
     )
     with _serving(home, env, "--workers", str(processes)) as served:
-        workers = _workers(served)
+        workers = _all_workers(served, processes)
         assert len(workers) == processes, served.log()
         assert _answering_pids(served, until=processes) == workers
         assert _list_tickets(served, headers).status_code == 200
