@@ -1,4 +1,7 @@
-"""Audit export files: written a row at a time, and checked offline with no database.
+"""Audit export files: their form, and their offline check with no database.
+
+The rows are shaped by PostgreSQL (``audit.export_copy``); this module wraps them in the file
+(header, checksums, manifest) and checks files, whoever wrote them.
 
 A file holds one line per event, in id order, in the chained form (every field the hash covers,
 the personal values while they are held, ``prev_hash`` and ``hash``), then one manifest line:
@@ -27,7 +30,6 @@ comparing ``chain_head`` with a head known independently (the ``X-Audit-Chain-He
 
 import csv
 import hashlib
-import io
 import itertools
 import json
 import sys
@@ -69,29 +71,20 @@ _MANIFEST_KEYS = frozenset(_MANIFEST_TYPES)
 
 
 class ExportWriter:
-    """Turns chained events into the file's bytes, counting rows and hashing as it goes."""
+    """Wraps rows, already in the file's form, into the file: counts and hashes as it goes."""
 
     def __init__(self, export_format: ExportFormat) -> None:
         self.format = export_format
         self.rows = 0
         self._digest = hashlib.sha256()
-        self._cells = io.StringIO()
-        self._csv = csv.writer(self._cells, lineterminator="\n")
 
     def header(self) -> bytes:
         return self._counted(_CSV_HEADER if self.format is ExportFormat.CSV else b"")
 
-    def row(self, event: Mapping[str, Any]) -> bytes:
+    def row(self, line: bytes) -> bytes:
+        """One event's line, ending in ``\\n``."""
         self.rows += 1
-        if self.format is ExportFormat.NDJSON:
-            line = json.dumps(
-                {name: event[name] for name in COLUMNS}, ensure_ascii=False, separators=(",", ":")
-            )
-            return self._counted((line + "\n").encode())
-        self._cells.seek(0)
-        self._cells.truncate()
-        self._csv.writerow(_csv_cell(name, event[name]) for name in COLUMNS)
-        return self._counted(self._cells.getvalue().encode())
+        return self._counted(line)
 
     def manifest(
         self,
@@ -126,7 +119,7 @@ class ExportWriter:
 
 
 def export_chunks(
-    events: Iterable[Mapping[str, Any]],
+    lines: Iterable[bytes],
     export_format: ExportFormat,
     *,
     workspace: str,
@@ -137,11 +130,12 @@ def export_chunks(
     exported_at: str,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[bytes]:
-    """The whole file, in chunks of about ``chunk_bytes``, holding one chunk at a time."""
+    """The whole file around ``lines`` (one per event, in the file's form), in chunks of about
+    ``chunk_bytes``, holding one chunk at a time."""
     writer = ExportWriter(export_format)
     buffer = bytearray(writer.header())
-    for event in events:
-        buffer += writer.row(event)
+    for line in lines:
+        buffer += writer.row(line)
         if len(buffer) >= chunk_bytes:
             yield bytes(buffer)
             buffer.clear()
@@ -154,16 +148,6 @@ def export_chunks(
         exported_at=exported_at,
     )
     yield bytes(buffer)
-
-
-def _csv_cell(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if name in ("changes", "personal"):
-        return canonical(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def manifest_digest(manifest: Mapping[str, Any]) -> str:

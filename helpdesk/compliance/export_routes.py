@@ -4,17 +4,18 @@ party can check offline (``helpdesk audit verify-file``; the format is in ``audi
 The request's own transaction records ``audit.export`` and ends when the route returns, before
 the body is sent. The file covers the trail up to and including that event, so its hash, sent in
 the ``X-Audit-Chain-Head`` header before any row, is also the manifest's ``chain_head``. The body
-is read in a transaction of its own, a single read-only snapshot through a server-side cursor,
-one chunk at a time, so the server holds one chunk and one batch of rows whatever the size.
+is read in a transaction of its own, a single read-only snapshot, with ``COPY ... TO STDOUT``
+(``audit.export_copy``) one row at a time, so the server holds one chunk whatever the size.
 """
 
 from collections.abc import AsyncIterator, Generator, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio
+import psycopg
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select, text
@@ -23,11 +24,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from audit import export_file, queries
+from audit import export_copy, export_file, queries
 from audit.chain import timestamp
 from audit.export_file import ExportFormat
 from audit.models import AuditEvent
-from audit.trail import chained_fields
 from auth.permissions import Permission
 from helpdesk.compliance.audit_routes import to_filters
 from helpdesk.compliance.schemas import AuditFilterParams
@@ -139,19 +139,25 @@ def _file(
 ) -> Generator[bytes, None, None]:
     with tenant_snapshot(sessions, tenant) as session:
         start = queries.chain_start(session)
-        query = queries.filtered(selection).where(AuditEvent.id <= head.id)
-        events = (chained_fields(e) for e in queries.stream_events(session, query))
-        yield from export_file.export_chunks(
-            events,
-            export_format,
-            workspace=tenant.slug,
-            chain_start=start,
-            chain_head=head.hash,
-            complete_chain=not filters,
-            filters=filters,
-            exported_at=exported_at,
-            chunk_bytes=chunk_bytes,
+        # The engine's driver is psycopg: its COPY API reads the rows as the server sends them.
+        connection = cast(
+            psycopg.Connection[Any], session.connection().connection.driver_connection
         )
+        lines = export_copy.copy_lines(connection, export_format, selection, through_id=head.id)
+        # Closed before the transaction ends, however the download ends: a COPY left running
+        # would keep the connection busy, and the rollback would wait on it for ever.
+        with closing(lines):
+            yield from export_file.export_chunks(
+                lines,
+                export_format,
+                workspace=tenant.slug,
+                chain_start=start,
+                chain_head=head.hash,
+                complete_chain=not filters,
+                filters=filters,
+                exported_at=exported_at,
+                chunk_bytes=chunk_bytes,
+            )
 
 
 class _ClosingStream(StreamingResponse):

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from audit import export_file, queries
+from audit import export_copy, export_file, queries
 from audit.chain import canonical
 from audit.export_file import ExportFormat, FileVerdict, verify_export
 from audit.models import AuditEvent
@@ -331,15 +331,15 @@ def test_the_export_streams_rows_as_it_reads_them(
 ) -> None:
     _activity(client, admin, tickets=5)
     read = 0
-    real_stream = queries.stream_events
+    real_lines = export_copy.copy_lines
 
-    def counting(session: Any, query: Any) -> Iterator[AuditEvent]:
+    def counting(*args: Any, **kwargs: Any) -> Iterator[bytes]:
         nonlocal read
-        for event in real_stream(session, query):
+        for line in real_lines(*args, **kwargs):
             read += 1
-            yield event
+            yield line
 
-    monkeypatch.setattr(export_routes.queries, "stream_events", counting)
+    monkeypatch.setattr(export_routes.export_copy, "copy_lines", counting)
     monkeypatch.setattr(export_routes, "CHUNK_BYTES", 1)
     chunks: list[bytes] = []
     read_when_first_chunk_arrived = -1
@@ -425,40 +425,68 @@ def test_a_tampered_trail_exports_a_file_that_fails(
     assert verdict.first_invalid_id == target.id
 
 
-def test_a_csv_row_keeps_null_apart_from_an_empty_string() -> None:
-    from audit.chain import GENESIS, event_hash, personal_digest
+# Written by the exporter before rows came from COPY (release 0.1): floats, a 20-digit integer,
+# quotes, commas, a line break, a control character, non-ASCII text, a null beside an empty
+# string, personal values absent, present and empty.
+KNOWN_ANSWER = Path(__file__).parent.parent / "fixtures" / "audit_exports"
+KNOWN_HEAD = "e98e9f7cc29b4b439c3b5a1fea17b1ff243184dc03d8a84b5c3b38ecccf641e5"
 
-    fields: dict[str, Any] = {
-        "id": 7,
-        "occurred_at": "2024-01-01T00:00:00.000000+00:00",
-        "actor_id": None,
-        "actor_role": "system:test",
-        "action": "odd.event",
-        "target_type": "thing",
-        "target_id": "",
-        "outcome": "success",
-        "request_id": None,
-        "changes": {"note": 'a "quoted", multi\nline value'},
-        "personal_data": False,
-        "personal_digest": personal_digest(None),
-        "personal": None,
-    }
-    event = {**fields, "prev_hash": GENESIS, "hash": event_hash(GENESIS, fields)}
-    for fmt in FORMATS:
-        data = b"".join(
-            export_file.export_chunks(
-                [event],
-                fmt,
-                workspace="w",
-                chain_start=GENESIS,
-                chain_head=event["hash"],
-                complete_chain=True,
-                filters={},
-                exported_at="2024-01-01T00:00:00.000000+00:00",
-            )
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_file_exported_by_the_earlier_release_still_verifies(fmt: ExportFormat) -> None:
+    verdict = verify_export(KNOWN_ANSWER / f"v1.{fmt.value}", expected_head=KNOWN_HEAD)
+    assert (verdict.valid, verdict.rows, verdict.reason) == (
+        True,
+        3,
+        "3 events verified, a complete chain",
+    )
+
+
+def _known_events() -> list[dict[str, Any]]:
+    return [
+        json.loads(line) for line in (KNOWN_ANSWER / "v1.ndjson").read_bytes().splitlines()[:-1]
+    ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_same_events_exported_now_hash_the_same(
+    client: TestClient, runtime: Runtime, ws: Workspace, admin: dict[str, str], fmt: ExportFormat
+) -> None:
+    """The known-answer events, stored in a workspace and exported through COPY: every row
+    still hashes to its recorded hash, so the hashed form of an event has not changed."""
+    known = _known_events()
+    # Their own ids (3, 6, 9) are in the hash, so they are stored as they are: a fresh
+    # workspace's trail holds none yet (it begins with this test's first request).
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            text("SELECT set_config('search_path', quote_ident(:s), true)"), {"s": ws.schema_name}
         )
-        verdict = _check(data)
-        assert verdict.valid, (fmt, verdict.reason)
+        for event in known:
+            session.execute(
+                text(
+                    "INSERT INTO audit_events (id, occurred_at, actor_id, actor_role, action,"
+                    " target_type, target_id, outcome, request_id, changes, personal_data,"
+                    " personal, personal_digest, prev_hash, hash) VALUES (:id,"
+                    " CAST(:occurred_at AS timestamptz), CAST(:actor_id AS uuid), :actor_role,"
+                    " :action, :target_type, :target_id, :outcome, :request_id,"
+                    " CAST(:changes AS jsonb), :personal_data, CAST(:personal AS jsonb),"
+                    " :personal_digest, :prev_hash, :hash)"
+                ),
+                {
+                    **event,
+                    "changes": json.dumps(event["changes"]),
+                    "personal": None
+                    if event["personal"] is None
+                    else json.dumps(event["personal"]),
+                },
+            )
+    data = _export(client, admin, fmt.value, until="2024-02-01T00:00:00Z")
+    verdict = _check(data)
+    assert (verdict.valid, verdict.rows) == (True, 3), verdict.reason
+    rows = [line for line in data.splitlines()[:-1] if not line.startswith(b"id,")]
+    assert len(rows) == 3
+    if fmt is ExportFormat.NDJSON:
+        assert [json.loads(row) for row in rows] == known
 
 
 # The command line.
