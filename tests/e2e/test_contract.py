@@ -37,6 +37,11 @@ def _expected_errors(app: FastAPI, method: str, path: str, operation: dict[str, 
     if not path.startswith(API_PREFIX + "/"):
         return expected
     declared = declaration(api_routes(app)[(method, path.removeprefix(API_PREFIX))])
+    # Every API route waits for a database connection within a bound (503 `overloaded`, or
+    # `database_unavailable`); inside a workspace, the workspace's rate comes first (429).
+    expected.add("503")
+    if declared.tenant_scoped:
+        expected.add("429")
     if not declared.public:
         expected.add("401")
     if declared.permissions or "operator" in declared.access:
