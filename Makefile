@@ -41,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.provisioning $(ARGS)
 
 clean:
-	rm -rf $(VENV) .helpdesk .pytest_cache .ruff_cache .mypy_cache coverage.xml report.xml report-load.xml .coverage*
+	rm -rf $(VENV) .helpdesk .pytest_cache .ruff_cache .mypy_cache .hypothesis coverage.xml report.xml report-load.xml .coverage*

@@ -13,7 +13,7 @@ from helpdesk.compliance.gdpr_routes import router as gdpr_router
 from helpdesk.compliance.retention_routes import router as retention_router
 from helpdesk.core.request_context import API_PREFIX
 from helpdesk.customers.routes import router as customers_router
-from helpdesk.errors import install_error_handlers
+from helpdesk.errors import error_responses, install_error_handlers
 from helpdesk.health import router as health_router
 from helpdesk.members.routes import router as members_router
 from helpdesk.metrics import Metrics
@@ -25,6 +25,15 @@ from helpdesk.sla.routes import router as settings_router
 from helpdesk.tickets.routes import router as tickets_router
 from helpdesk.webhooks.routes import router as webhooks_router
 from helpdesk.workspaces.routes import router as workspaces_router
+
+_WORKSPACE_REFUSALS = error_responses(
+    429,
+    503,
+    described={
+        429: "This workspace is sending requests faster than its rate (code `rate_limited`): "
+        "retry after the seconds in `Retry-After`."
+    },
+)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -54,9 +63,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Added last, so outermost: the retried read is logged and counted once.
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.include_router(health_router)
+    # Refusals any route may answer, documented once here rather than on each: every API route
+    # waits for a database connection within a bound (503), and a workspace's routes are held to
+    # its request rate first (429). A route's own entry for a status, if any, wins.
+    for router in (signin_router, workspaces_router):
+        app.include_router(router, prefix=API_PREFIX, responses=error_responses(503))
     for router in (
-        signin_router,
-        workspaces_router,
         tickets_router,
         comments_router,
         customers_router,
@@ -69,5 +81,5 @@ def create_app(runtime: Runtime) -> FastAPI:
         webhooks_router,
         settings_router,
     ):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=_WORKSPACE_REFUSALS)
     return app

@@ -34,7 +34,7 @@ from auth.roles import resolve_role
 from auth.tokens import AccessClaims, decode_access_token
 from helpdesk.core.db import async_transaction, set_tenant_scope
 from helpdesk.core.errors import Forbidden, Unauthorized
-from helpdesk.core.input import MAX_ROW_ID
+from helpdesk.core.input import MAX_ROW_ID, MIN_ROW_ID
 from helpdesk.core.request_context import route_template
 from helpdesk.idempotency import service as idempotency
 from helpdesk.runtime import RequestPath, Runtime
@@ -148,7 +148,7 @@ async def admitted_transaction(path: RequestPath, key: str) -> AsyncIterator[Asy
 
 # An id in a path names a row of a workspace's bigint-keyed table: past that range it can name
 # nothing, and is refused as input rather than sent to PostgreSQL to overflow there.
-RowId = Annotated[int, Path(le=MAX_ROW_ID)]
+RowId = Annotated[int, Path(ge=MIN_ROW_ID, le=MAX_ROW_ID)]
 
 
 async def access_claims(request: Request, runtime: RuntimeDep) -> AccessClaims:

@@ -4,7 +4,9 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator
 
-# Ids inside a workspace are bigint identity columns; a larger number can name nothing.
+# Ids inside a workspace are bigint identity columns, counting from 1: a number outside these
+# bounds can name nothing (and one outside bigint would fail in PostgreSQL, as a 500).
+MIN_ROW_ID = 1
 MAX_ROW_ID = 2**63 - 1
 
 

@@ -5,7 +5,7 @@ from datetime import datetime, time
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from helpdesk.core.input import RequestModel
 from helpdesk.customers.schemas import CustomerTier
@@ -40,7 +40,16 @@ def _wall_clock(value: time) -> time:
     return value
 
 
-BusinessTime = Annotated[time, AfterValidator(_wall_clock)]
+# Not JSON Schema's `format: time`: that is RFC 3339's full-time, which requires an offset
+# ("09:00:00Z"), and a business time has none. The document says what is served ("09:00:00")
+# and accepted ("09:00", "09:00:00", "09:00:00.5").
+WALL_CLOCK_SCHEMA = {
+    "type": "string",
+    "format": "partial-time",
+    "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+    "description": "A wall-clock time without an offset, in the workspace's time zone.",
+}
+BusinessTime = Annotated[time, AfterValidator(_wall_clock), WithJsonSchema(WALL_CLOCK_SCHEMA)]
 
 
 class PolicyCell(RequestModel):
@@ -96,8 +105,8 @@ class WorkspaceSettingsOut(BaseModel):
     )
     business_hours_only: bool
     timezone: str
-    business_start: time
-    business_end: time
+    business_start: BusinessTime
+    business_end: BusinessTime
     business_days: str
     auto_assign: bool
     auto_close_days: int

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field
 
-from helpdesk.core.input import MAX_ROW_ID, RequestModel
+from helpdesk.core.input import MAX_ROW_ID, MIN_ROW_ID, RequestModel
 from helpdesk.customers.schemas import CustomerRef
 
 MAX_BODY = 50_000
@@ -111,7 +111,7 @@ class TicketFilters(RequestModel):
     status: TicketStatus | None = None
     priority: TicketPriority | None = None
     assignee_id: uuid.UUID | None = None
-    customer_id: int | None = Field(default=None, le=MAX_ROW_ID)
+    customer_id: int | None = Field(default=None, ge=MIN_ROW_ID, le=MAX_ROW_ID)
     tag: str | None = Field(default=None, max_length=64)
     q: str | None = Field(default=None, max_length=200)
     created_after: datetime | None = None

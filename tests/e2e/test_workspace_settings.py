@@ -4,6 +4,7 @@ tickets follow what an admin saved (SLA hours, auto-assignment), audited."""
 from datetime import datetime
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -37,6 +38,27 @@ def test_a_new_workspace_has_the_product_defaults(
         "auto_assign": False,
         "auto_close_days": 7,
     }
+
+
+def _documented(client: TestClient, model: str, field: str) -> jsonschema_rs.Validator:
+    schema = client.get("/openapi.json").json()["components"]["schemas"][model]
+    # Formats checked, as schemathesis checks them: "09:00:00" is no RFC 3339 `time`.
+    return jsonschema_rs.validator_for(schema["properties"][field], validate_formats=True)
+
+
+@pytest.mark.parametrize("field", ["business_start", "business_end"])
+def test_business_hours_are_served_and_accepted_as_the_document_describes_them(
+    client: TestClient, admin: dict[str, str], field: str
+) -> None:
+    served = client.get(SETTINGS, headers=admin).json()[field]
+    assert _documented(client, "WorkspaceSettingsOut", field).is_valid(served), served
+    accepted = _documented(client, "WorkspaceSettingsIn", field)
+    for value in ("10:30", "10:30:15", "10:30:15.5"):
+        assert accepted.is_valid(value), value
+        assert client.put(SETTINGS, json={field: value}, headers=admin).status_code == 200
+    # An offset is refused (the workspace's time zone places a business time), and undocumented.
+    assert not accepted.is_valid("10:30:00Z")
+    assert client.put(SETTINGS, json={field: "10:30:00Z"}, headers=admin).status_code == 422
 
 
 @pytest.mark.parametrize(
