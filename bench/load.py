@@ -126,8 +126,10 @@ _ENTER = (
     " set_config('search_path', quote_ident(schema_name) || ', public', true),"
     " set_config('role', role_name, true) FROM public.tenants WHERE id = %s"
 )
+# As helpdesk.pipeline's, with the session check the app's request path makes in it.
 _MEMBER = (
-    "SELECT m.role, u.email, u.name, u.disabled, cr.permissions, cr.ticket_scope"
+    "SELECT m.role, u.email, u.name, u.disabled, cr.permissions, cr.ticket_scope,"
+    " public.session_live(%s::uuid, m.user_id, m.tenant_id) AS session_live"
     " FROM public.memberships m JOIN public.users u ON u.id = m.user_id"
     " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
     " WHERE m.user_id = %s AND m.tenant_id = %s"
@@ -149,7 +151,7 @@ class Caller:
 
 async def _bare_enter(conn: psycopg.AsyncConnection[Any], caller: Caller) -> None:
     await conn.execute(_ENTER, (caller.tenant_id,))
-    await conn.execute(_MEMBER, (caller.user_id, caller.tenant_id))
+    await conn.execute(_MEMBER, (caller.session_id, caller.user_id, caller.tenant_id))
 
 
 async def _bare_audit(
