@@ -179,20 +179,23 @@ async def _bare_audit(
     )
 
 
+# helpdesk.tickets.repository's page: the ticket's shown columns, its customer and its tags.
+_PAGE = (
+    "SELECT t.id, t.title, t.description, t.status, t.priority, t.category, t.customer_id,"
+    " c.email AS customer_email, c.name AS customer_name, t.assignee_id, t.sla_due_at,"
+    " t.sla_breached, t.escalated, t.created_at, t.updated_at,"
+    " (SELECT array_agg(g.tag ORDER BY g.tag) FROM ticket_tags g WHERE g.ticket_id = t.id)"
+    " AS tags FROM tickets t LEFT OUTER JOIN customers c ON c.id = t.customer_id"
+    " ORDER BY t.id LIMIT %s"
+)
+
+
 async def bare_list(conn: psycopg.AsyncConnection[Any], caller: Caller, n: int) -> None:
     async with conn.transaction():
         await _bare_enter(conn, caller)
         cursor = conn.cursor(row_factory=dict_row)
-        await cursor.execute("SELECT * FROM tickets ORDER BY id LIMIT 51")
-        rows = await cursor.fetchall()
-        ids = [r["id"] for r in rows]
-        await conn.execute(
-            "SELECT ticket_id, tag FROM ticket_tags WHERE ticket_id = ANY(%s)"
-            " ORDER BY ticket_id, tag",
-            (ids,),
-        )
-        customers = list({r["customer_id"] for r in rows if r["customer_id"] is not None})
-        await conn.execute("SELECT * FROM customers WHERE id = ANY(%s)", (customers,))
+        await cursor.execute(_PAGE, (SEEDED_TICKETS + 1,))
+        await cursor.fetchall()
         await _bare_audit(conn, caller, "ticket.list", None)
 
 

@@ -8,9 +8,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVarTuple, cast
 
-from sqlalchemy import CursorResult, Result, Select, delete, func, select, text
+from sqlalchemy import CursorResult, Result, Row, Select, delete, func, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from auth.permissions import TicketScope
@@ -26,9 +27,18 @@ class Visibility:
     email: str
 
 
-def visible(query: Select[Ticket], who: Visibility) -> Select[Ticket]:
+# Any query over tickets, whatever it selects.
+Columns = TypeVarTuple("Columns")
+
+
+def visible(query: Select[*Columns], who: Visibility) -> Select[*Columns]:
     if who.scope == TicketScope.OWN:
-        own = select(Customer.id).where(func.lower(Customer.email) == who.email.lower())
+        # Never correlated: a page's query joins customers itself.
+        own = (
+            select(Customer.id)
+            .where(func.lower(Customer.email) == who.email.lower())
+            .correlate(None)
+        )
         return query.where(Ticket.customer_id.in_(own.scalar_subquery()))
     if who.scope == TicketScope.ASSIGNED:
         return query.where(Ticket.assignee_id == who.user_id)
@@ -44,10 +54,10 @@ def get_visible(
     return session.scalars(query).one_or_none()
 
 
-def list_visible(
-    session: Session, who: Visibility, filters: TicketFilters, *, after_id: int | None, limit: int
-) -> Sequence[Ticket]:
-    query = visible(select(Ticket), who).order_by(Ticket.id).limit(limit)
+def filtered(
+    query: Select[*Columns], filters: TicketFilters, *, after_id: int | None
+) -> Select[*Columns]:
+    """The list's filters and its cursor, on any query over ``tickets``."""
     if after_id is not None:
         query = query.where(Ticket.id > after_id)
     if filters.status:
@@ -67,7 +77,49 @@ def list_visible(
         query = query.where(Ticket.created_at >= filters.created_after)
     if filters.created_before:
         query = query.where(Ticket.created_at < filters.created_before)
-    return session.scalars(query).all()
+    return query
+
+
+# A page is read in one statement, as plain rows: the columns a ticket shows (TicketOut, not
+# the search vector or the workflow's bookkeeping), its customer's reference and its tags, so a
+# page of 50 is one round trip and no ORM entity is built for a read (bench/README.md).
+_TAGS = (
+    select(func.array_agg(aggregate_order_by(TicketTag.tag, TicketTag.tag)))
+    .where(TicketTag.ticket_id == Ticket.id)
+    .scalar_subquery()
+)
+_PAGE = (
+    select(
+        Ticket.id,
+        Ticket.title,
+        Ticket.description,
+        Ticket.status,
+        Ticket.priority,
+        Ticket.category,
+        Ticket.customer_id,
+        Customer.email.label("customer_email"),
+        Customer.name.label("customer_name"),
+        Ticket.assignee_id,
+        Ticket.sla_due_at,
+        Ticket.sla_breached,
+        Ticket.escalated,
+        Ticket.created_at,
+        Ticket.updated_at,
+        _TAGS.label("tags"),
+    )
+    .select_from(Ticket)
+    .outerjoin(Customer, Customer.id == Ticket.customer_id)
+    .order_by(Ticket.id)
+)
+
+
+def list_page(
+    session: Session, who: Visibility, filters: TicketFilters, *, after_id: int | None, limit: int
+) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Visible tickets in id order, as rows of ``_PAGE``'s columns (``tags`` is None for a
+    ticket without any)."""
+    query = filtered(visible(_PAGE, who), filters, after_id=after_id).limit(limit)
+    return session.execute(query).all()
 
 
 def tags_for(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[str]]:
