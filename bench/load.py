@@ -215,13 +215,12 @@ async def bare_create(conn: psycopg.AsyncConnection[Any], caller: Caller, n: int
         ticket = await (
             await conn.execute(
                 "INSERT INTO tickets (title, description, priority, customer_id, sla_due_at)"
-                " VALUES (%s, '', 'medium', %s, now() + interval '24 hours') RETURNING id",
+                " VALUES (%s, '', 'medium', %s, now() + interval '24 hours')"
+                " RETURNING id, status, sla_breached, escalated, search",
                 (f"bare {n}", customer[0] if customer else None),
             )
         ).fetchone()
         ticket_id = ticket[0] if ticket else None
-        await conn.execute("DELETE FROM ticket_tags WHERE ticket_id = %s", (ticket_id,))
-        await conn.execute("SELECT * FROM tickets WHERE id = %s", (ticket_id,))
         await conn.execute(
             "SELECT id FROM webhooks WHERE active AND events @> ARRAY['ticket.created']::varchar[]"
         )

@@ -137,8 +137,13 @@ def tags_for(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[str]
 
 def replace_tags(session: Session, ticket_id: int, tags: list[str]) -> None:
     session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket_id))
-    session.add_all(TicketTag(ticket_id=ticket_id, tag=tag) for tag in tags)
-    session.flush()
+    add_tags(session, ticket_id, tags)
+
+
+def add_tags(session: Session, ticket_id: int, tags: list[str]) -> None:
+    if tags:
+        session.add_all(TicketTag(ticket_id=ticket_id, tag=tag) for tag in tags)
+        session.flush()
 
 
 # --- GDPR and retention: statements on this domain's tables (tickets, their tags and comments) --

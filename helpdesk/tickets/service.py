@@ -145,9 +145,10 @@ def create_ticket(session: Session, caller: Caller, data: TicketIn) -> TicketVie
     if settings.auto_assign and caller.tenant is not None:
         ticket.assignee_id = least_loaded_agent(session, caller.tenant.id)
     session.add(ticket)
+    # The mapper's eager defaults load what PostgreSQL filled in within the INSERT itself.
     session.flush()
-    repository.replace_tags(session, ticket.id, data.tags)
-    session.refresh(ticket)
+    # A new ticket has no tags to replace.
+    repository.add_tags(session, ticket.id, data.tags)
     view = TicketView(ticket, customer, data.tags)
     publish_event(session, "ticket.created", _event_payload(view))
     queue_email(
