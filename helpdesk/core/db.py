@@ -82,10 +82,12 @@ def _discard_if_closed_by_server(dbapi_connection: Any, record: Any, proxy: Any)
     is found and replaced at check-out instead of failing the request that drew it.
 
     Without a round trip: a backend that ends sends its FATAL error and closes the socket, so
-    an idle connection whose socket has anything to read is one the server has closed (we
-    never LISTEN, so nothing else arrives unasked). pool_pre_ping's SELECT 1 would cost every
-    request a round trip for the same answer. A connection that dies after this check fails
-    its request as before: a read is retried once, a write answers 503."""
+    an idle connection whose socket has anything to read is one the server has closed. We
+    never LISTEN; the one other message that can arrive unasked is a ParameterStatus after a
+    configuration reload, and then a live connection is replaced, which costs one connect.
+    pool_pre_ping's SELECT 1 would cost every request a round trip for the same answer. A
+    connection that dies after this check fails its request as before: a read is retried
+    once, a write answers 503."""
     connection = dbapi_connection.driver_connection
     if connection.closed:
         raise DisconnectionError("the pooled connection is closed")
