@@ -18,7 +18,7 @@ The filters are bound client-side by psycopg (``COPY`` takes no server-side para
 every identifier here is a constant.
 """
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import psycopg
@@ -97,7 +97,7 @@ def copy_lines(
     filters: EventFilters,
     *,
     through_id: int,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The file's event lines, one per ``COPY`` row, read as the server sends them. Runs in
     the connection's open transaction (its snapshot and tenant scope)."""
     statement, params = copy_statement(export_format, filters, through_id=through_id)

@@ -126,8 +126,10 @@ _ENTER = (
     " set_config('search_path', quote_ident(schema_name) || ', public', true),"
     " set_config('role', role_name, true) FROM public.tenants WHERE id = %s"
 )
+# As helpdesk.pipeline's, with the session check the app's request path makes in it.
 _MEMBER = (
-    "SELECT m.role, m.email, m.name, cr.permissions, cr.ticket_scope"
+    "SELECT m.role, m.email, m.name, cr.permissions, cr.ticket_scope,"
+    " public.session_live(%s::uuid, m.user_id, m.tenant_id) AS session_live"
     " FROM public.members m"
     " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
     " WHERE m.user_id = %s AND m.tenant_id = %s"
@@ -149,7 +151,7 @@ class Caller:
 
 async def _bare_enter(conn: psycopg.AsyncConnection[Any], caller: Caller) -> None:
     await conn.execute(_ENTER, (caller.tenant_id,))
-    await conn.execute(_MEMBER, (caller.user_id, caller.tenant_id))
+    await conn.execute(_MEMBER, (caller.session_id, caller.user_id, caller.tenant_id))
 
 
 async def _bare_audit(
@@ -177,20 +179,23 @@ async def _bare_audit(
     )
 
 
+# helpdesk.tickets.repository's page: the ticket's shown columns, its customer and its tags.
+_PAGE = (
+    "SELECT t.id, t.title, t.description, t.status, t.priority, t.category, t.customer_id,"
+    " c.email AS customer_email, c.name AS customer_name, t.assignee_id, t.sla_due_at,"
+    " t.sla_breached, t.escalated, t.created_at, t.updated_at,"
+    " (SELECT array_agg(g.tag ORDER BY g.tag) FROM ticket_tags g WHERE g.ticket_id = t.id)"
+    " AS tags FROM tickets t LEFT OUTER JOIN customers c ON c.id = t.customer_id"
+    " ORDER BY t.id LIMIT %s"
+)
+
+
 async def bare_list(conn: psycopg.AsyncConnection[Any], caller: Caller, n: int) -> None:
     async with conn.transaction():
         await _bare_enter(conn, caller)
         cursor = conn.cursor(row_factory=dict_row)
-        await cursor.execute("SELECT * FROM tickets ORDER BY id LIMIT 51")
-        rows = await cursor.fetchall()
-        ids = [r["id"] for r in rows]
-        await conn.execute(
-            "SELECT ticket_id, tag FROM ticket_tags WHERE ticket_id = ANY(%s)"
-            " ORDER BY ticket_id, tag",
-            (ids,),
-        )
-        customers = list({r["customer_id"] for r in rows if r["customer_id"] is not None})
-        await conn.execute("SELECT * FROM customers WHERE id = ANY(%s)", (customers,))
+        await cursor.execute(_PAGE, (SEEDED_TICKETS + 1,))
+        await cursor.fetchall()
         await _bare_audit(conn, caller, "ticket.list", None)
 
 
@@ -210,13 +215,12 @@ async def bare_create(conn: psycopg.AsyncConnection[Any], caller: Caller, n: int
         ticket = await (
             await conn.execute(
                 "INSERT INTO tickets (title, description, priority, customer_id, sla_due_at)"
-                " VALUES (%s, '', 'medium', %s, now() + interval '24 hours') RETURNING id",
+                " VALUES (%s, '', 'medium', %s, now() + interval '24 hours')"
+                " RETURNING id, status, sla_breached, escalated, search",
                 (f"bare {n}", customer[0] if customer else None),
             )
         ).fetchone()
         ticket_id = ticket[0] if ticket else None
-        await conn.execute("DELETE FROM ticket_tags WHERE ticket_id = %s", (ticket_id,))
-        await conn.execute("SELECT * FROM tickets WHERE id = %s", (ticket_id,))
         await conn.execute(
             "SELECT id FROM webhooks WHERE active AND events @> ARRAY['ticket.created']::varchar[]"
         )

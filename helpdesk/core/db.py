@@ -5,6 +5,7 @@ it ends with the transaction, so a pooled connection (or a PgBouncer server conn
 carries one request's tenant into the next.
 """
 
+import select
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -65,14 +67,35 @@ def make_async_engine(url: str, settings: Settings) -> AsyncEngine:
         normalise_url(url),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
-        # A connection that died while idle (a server restart, a terminated backend) is found
-        # and replaced at check-out instead of failing the request that drew it.
-        pool_pre_ping=True,
+        # No ping: _discard_if_closed_by_server finds a dead idle connection without one.
+        pool_pre_ping=False,
         pool_timeout=settings.pool_wait_seconds,
         connect_args=_connect_args(settings),
     )
     _install_connection_hooks(engine.sync_engine)
+    event.listen(engine.sync_engine, "checkout", _discard_if_closed_by_server)
     return engine
+
+
+def _discard_if_closed_by_server(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A connection that died while idle in the pool (a server restart, a terminated backend)
+    is found and replaced at check-out instead of failing the request that drew it.
+
+    Without a round trip: a backend that ends sends its FATAL error and closes the socket, so
+    an idle connection whose socket has anything to read is one the server has closed. We
+    never LISTEN; the one other message that can arrive unasked is a ParameterStatus after a
+    configuration reload, and then a live connection is replaced, which costs one connect.
+    pool_pre_ping's SELECT 1 would cost every request a round trip for the same answer. A
+    connection that dies after this check fails its request as before: a read is retried
+    once, a write answers 503."""
+    connection = dbapi_connection.driver_connection
+    if connection.closed:
+        raise DisconnectionError("the pooled connection is closed")
+    readable = select.poll()
+    readable.register(connection.pgconn.socket, select.POLLIN)
+    if readable.poll(0):
+        # The pool invalidates this connection and checks out another (or opens one).
+        raise DisconnectionError("the server closed the pooled connection while it was idle")
 
 
 def _install_connection_hooks(engine: Engine) -> None:

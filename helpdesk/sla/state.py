@@ -13,7 +13,7 @@ the queue, side by side so they stay one rule; a test checks that both give the 
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, func, or_
 
 from helpdesk.sla.models import WorkspaceSettings
 from helpdesk.sla.service import resume_due
@@ -54,6 +54,16 @@ def resolution_breached(ticket: Ticket, now: datetime) -> bool:
         return False
     clock = ticket.resolution_paused_at or now
     return clock > ticket.resolution_due_at
+
+
+def resolution_breached_sql(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        Ticket.resolution_breached,
+        and_(
+            Ticket.status.not_in(FINISHED),
+            func.coalesce(Ticket.resolution_paused_at, now) > Ticket.resolution_due_at,
+        ),
+    )
 
 
 def urgent(ticket: Ticket) -> bool:

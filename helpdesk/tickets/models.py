@@ -34,6 +34,9 @@ class Ticket(TenantBase):
         Index("ix_tickets_customer_id_id", "customer_id", "id"),
         Index("ix_tickets_created_at_id", "created_at", "id"),
     )
+    # Columns PostgreSQL fills in (the id, server defaults, the search vector) come back in the
+    # INSERT's RETURNING rather than in a SELECT on first access or a refresh.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - declarative reads it once
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))

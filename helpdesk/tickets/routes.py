@@ -19,7 +19,7 @@ from helpdesk.errors import error_responses
 from helpdesk.pipeline import AppRoute, RowId, Scope, require
 from helpdesk.tickets import service
 from helpdesk.tickets.schemas import TicketFilters, TicketIn, TicketOut, TicketPage, TicketPatch
-from helpdesk.tickets.service import QueuePosition, TicketView
+from helpdesk.tickets.service import QueuePosition
 
 router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=AppRoute)
 
@@ -30,8 +30,8 @@ Deleter = Annotated[Scope, Depends(require(Permission.TICKETS_DELETE))]
 Cursor = Annotated[str | None, Query(max_length=64)]
 
 
-async def _audited_page(scope: Scope, views: list[TicketView], limit: int) -> TicketPage:
-    items, next_cursor = id_page([v.out() for v in views], limit)
+async def _audited_page(scope: Scope, tickets: list[TicketOut], limit: int) -> TicketPage:
+    items, next_cursor = id_page(tickets, limit)
     await scope.audit("ticket.list", "ticket", changes={"count": len(items)}, personal_data=True)
     return TicketPage(items=items, next_cursor=next_cursor)
 
@@ -58,18 +58,18 @@ async def list_tickets(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> TicketPage:
-    views = await scope.run(
+    tickets = await scope.run(
         service.list_tickets, scope.caller, filters, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    return await _audited_page(scope, views, limit)
+    return await _audited_page(scope, tickets, limit)
 
 
 @router.get("/mine", responses=error_responses(401, 403, 422))
 async def list_my_tickets(scope: Reader, limit: Limit = 50, cursor: Cursor = None) -> TicketPage:
-    views = await scope.run(
+    tickets = await scope.run(
         service.list_mine, scope.caller, after_id=decode_cursor(cursor), limit=limit + 1
     )
-    return await _audited_page(scope, views, limit)
+    return await _audited_page(scope, tickets, limit)
 
 
 def _queue_cursor(position: QueuePosition) -> str:
