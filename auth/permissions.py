@@ -9,6 +9,8 @@ class Permission(StrEnum):
     TICKETS_UPDATE = "tickets.update"
     TICKETS_ASSIGN = "tickets.assign"
     TICKETS_DELETE = "tickets.delete"
+    # Not a right to do anything: it makes its holder a candidate for automatic assignment.
+    TICKETS_RECEIVE = "tickets.receive"
     COMMENTS_CREATE = "comments.create"
     CUSTOMERS_READ = "customers.read"
     CUSTOMERS_WRITE = "customers.write"
@@ -26,6 +28,12 @@ class Permission(StrEnum):
     # Not in API.md's table: the workspace's SLA, business hours and auto-assignment settings
     # (docs/DECISIONS.md). An admin's, like the other workspace administration permissions.
     SETTINGS_MANAGE = "settings.manage"
+
+
+# Permissions that mark who a role is rather than let it do anything: granting one grants no
+# right, so the privilege ceiling does not ask the granter to hold it (an admin, who does not
+# receive tickets, still appoints agents, who do).
+MARKS: frozenset[Permission] = frozenset({Permission.TICKETS_RECEIVE})
 
 
 class TicketScope(StrEnum):
@@ -57,12 +65,15 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             P.SETTINGS_MANAGE,
         }
     ),
+    # Admins are not auto-assignment candidates (API.md): they work tickets by choice. Only
+    # agents receive among the built-ins: viewers, compliance and customers cannot work tickets.
     "agent": frozenset(
         {
             P.TICKETS_READ,
             P.TICKETS_CREATE,
             P.TICKETS_UPDATE,
             P.TICKETS_ASSIGN,
+            P.TICKETS_RECEIVE,
             P.COMMENTS_CREATE,
             P.CUSTOMERS_READ,
             P.CUSTOMERS_WRITE,

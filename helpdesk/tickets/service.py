@@ -23,7 +23,7 @@ from helpdesk.customers.service import customer_for_email
 from helpdesk.outbox.service import publish_event, queue_email
 from helpdesk.sla.service import due_at, load_settings
 from helpdesk.tickets import repository
-from helpdesk.tickets.assignment import least_loaded_agent, may_work_tickets
+from helpdesk.tickets.assignment import auto_assigns, may_work_tickets, route_ticket
 from helpdesk.tickets.models import Ticket
 from helpdesk.tickets.repository import Visibility
 from helpdesk.tickets.schemas import (
@@ -146,8 +146,10 @@ def create_ticket(session: Session, caller: Caller, data: TicketIn) -> TicketVie
         created_at=now,
         updated_at=now,
     )
-    if settings.auto_assign and caller.tenant is not None:
-        ticket.assignee_id = least_loaded_agent(session, caller.tenant.id)
+    if auto_assigns(settings, ticket.priority) and caller.tenant is not None:
+        ticket.assignee_id = route_ticket(
+            session, caller.tenant.id, category=ticket.category, priority=ticket.priority
+        )
     session.add(ticket)
     session.flush()
     repository.replace_tags(session, ticket.id, data.tags)

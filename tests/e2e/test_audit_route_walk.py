@@ -77,6 +77,7 @@ AUDITED: dict[str, Audited] = {
     "GET /members": _ws("member.list", personal=True),
     "POST /members": _ws("member.add"),
     "PATCH /members/{user_id}": _ws("member.role_change"),
+    "PATCH /members/{user_id} routing": _ws("member.update"),
     "DELETE /members/{user_id}": _ws("member.remove"),
     "POST /roles": _ws("role.create"),
     "PATCH /roles/{name}": _ws("role.update"),

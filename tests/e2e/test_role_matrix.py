@@ -97,6 +97,7 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "GET /members":                                (200, 403, 403, 403, 403, 403, 403, 401, 200),
     "POST /members":                               (201, 403, 403, 403, 403, 403, 403, 401, 201),
     "PATCH /members/{user_id}":                    (200, 403, 403, 403, 403, 403, 403, 401, 404),
+    "PATCH /members/{user_id} routing":            (200, 403, 403, 403, 403, 403, 403, 401, 404),
     "DELETE /members/{user_id}":                   (204, 403, 403, 403, 403, 403, 403, 401, 404),
     "GET /roles":                                  (200, 403, 403, 403, 403, 403, 403, 401, 200),
     "POST /roles":                                 (201, 403, 403, 403, 403, 403, 403, 401, 201),
@@ -277,6 +278,9 @@ REQUESTS: dict[str, Callable[[Setup], Call]] = {
         },
     ),
     "PATCH /members/{user_id}": lambda s: Call(f"/members/{s.fresh_member()}", {"role": "viewer"}),
+    "PATCH /members/{user_id} routing": lambda s: Call(
+        f"/members/{s.fresh_member()}", {"skills": ["billing"], "senior": True}
+    ),
     "DELETE /members/{user_id}": lambda s: Call(f"/members/{s.fresh_member()}"),
     "GET /roles": lambda s: Call("/roles"),
     "POST /roles": lambda s: Call(
