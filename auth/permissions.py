@@ -9,6 +9,7 @@ class Permission(StrEnum):
     TICKETS_UPDATE = "tickets.update"
     TICKETS_ASSIGN = "tickets.assign"
     TICKETS_DELETE = "tickets.delete"
+    TICKETS_EXPORT = "tickets.export"
     # Not a right to do anything: it makes its holder a candidate for automatic assignment.
     TICKETS_RECEIVE = "tickets.receive"
     COMMENTS_CREATE = "comments.create"
@@ -52,6 +53,7 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             P.TICKETS_UPDATE,
             P.TICKETS_ASSIGN,
             P.TICKETS_DELETE,
+            P.TICKETS_EXPORT,
             P.COMMENTS_CREATE,
             P.CUSTOMERS_READ,
             P.CUSTOMERS_WRITE,

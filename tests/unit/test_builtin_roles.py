@@ -22,6 +22,7 @@ API_TABLE: dict[str, frozenset[str]] = {
     "tickets.update": frozenset({"admin", "agent"}),
     "tickets.assign": frozenset({"admin", "agent"}),
     "tickets.delete": frozenset({"admin"}),
+    "tickets.export": frozenset({"admin"}),
     "tickets.receive": frozenset({"agent"}),
     "comments.create": frozenset({"admin", "agent", "viewer", "customer"}),
     "customers.read": frozenset({"admin", "agent", "viewer", "compliance"}),
