@@ -10,6 +10,7 @@ class Permission(StrEnum):
     TICKETS_ASSIGN = "tickets.assign"
     TICKETS_DELETE = "tickets.delete"
     TICKETS_EXPORT = "tickets.export"
+    TICKETS_BULK = "tickets.bulk"
     # Not a right to do anything: it makes its holder a candidate for automatic assignment.
     TICKETS_RECEIVE = "tickets.receive"
     COMMENTS_CREATE = "comments.create"
@@ -54,6 +55,7 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             P.TICKETS_ASSIGN,
             P.TICKETS_DELETE,
             P.TICKETS_EXPORT,
+            P.TICKETS_BULK,
             P.COMMENTS_CREATE,
             P.CUSTOMERS_READ,
             P.CUSTOMERS_WRITE,
@@ -75,6 +77,7 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             P.TICKETS_CREATE,
             P.TICKETS_UPDATE,
             P.TICKETS_ASSIGN,
+            P.TICKETS_BULK,
             P.TICKETS_RECEIVE,
             P.COMMENTS_CREATE,
             P.CUSTOMERS_READ,

@@ -44,6 +44,13 @@ def get_visible(
     return session.scalars(query).one_or_none()
 
 
+def lock_visible(session: Session, ticket_ids: Sequence[int], who: Visibility) -> Sequence[Ticket]:
+    """The tickets among ``ticket_ids`` the caller can see, locked for update in id order (two
+    bulk changes over overlapping tickets then wait for each other instead of deadlocking)."""
+    query = visible(select(Ticket).where(Ticket.id.in_(ticket_ids)), who)
+    return session.scalars(query.order_by(Ticket.id).with_for_update()).all()
+
+
 def list_visible(
     session: Session, who: Visibility, filters: TicketFilters, *, after_id: int | None, limit: int
 ) -> Sequence[Ticket]:

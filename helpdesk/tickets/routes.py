@@ -15,8 +15,10 @@ from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import AppRoute, RowId, RuntimeDep, Scope, require
 from helpdesk.streaming import ClosingStream, tenant_snapshot
-from helpdesk.tickets import export, service
+from helpdesk.tickets import bulk, export, service
 from helpdesk.tickets.schemas import (
+    BulkIn,
+    BulkOut,
     TicketFilters,
     TicketIn,
     TicketOut,
@@ -32,6 +34,7 @@ Creator = Annotated[Scope, Depends(require(Permission.TICKETS_CREATE))]
 Updater = Annotated[Scope, Depends(require(Permission.TICKETS_UPDATE))]
 Deleter = Annotated[Scope, Depends(require(Permission.TICKETS_DELETE))]
 Exporter = Annotated[Scope, Depends(require(Permission.TICKETS_EXPORT))]
+BulkChanger = Annotated[Scope, Depends(require(Permission.TICKETS_BULK))]
 Cursor = Annotated[str | None, Query(max_length=64)]
 
 
@@ -129,6 +132,13 @@ def _export_file(
     with tenant_snapshot(sessions, caller.workspace) as session:
         tickets = export.visible_tickets(session, caller, filters, batch_size=export.BATCH_SIZE)
         yield from export.export_chunks(tickets, export_format, chunk_bytes=export.CHUNK_BYTES)
+
+
+@router.post("/bulk", responses=error_responses(400, 401, 403, 404, 409, 413, 422))
+async def bulk_change(body: BulkIn, scope: BulkChanger) -> BulkOut:
+    outcome = await scope.run(bulk.apply_bulk_change, scope.caller, body)
+    await scope.audit("ticket.bulk_update", "ticket", changes=outcome.audit_changes())
+    return outcome.out()
 
 
 @router.get("/{ticket_id}", responses=error_responses(401, 403, 404, 422))

@@ -205,7 +205,7 @@ def update_ticket(
     # an illegal move a 409 before the assign permission is looked at, whatever the body holds.
     check_change(TicketStatus(ticket.status), changes)
     if "assignee_id" in changes:
-        _check_assignee(session, caller, patch)
+        check_assignee(session, caller, patch.assignee_id)
     (change,) = change_tickets(session, [(ticket, changes)], audit_as=None)
     return change.view, change.diff
 
@@ -354,15 +354,16 @@ def _apply(session: Session, ticket: Ticket, changes: Mapping[str, Any]) -> dict
     return diff
 
 
-def _check_assignee(session: Session, caller: Caller, patch: TicketPatch) -> None:
+def check_assignee(session: Session, caller: Caller, assignee_id: uuid.UUID | None) -> None:
+    """May ``caller`` assign tickets to ``assignee_id`` (None: unassign)? Raises if not."""
     if Permission.TICKETS_ASSIGN not in caller.permissions:
         raise Forbidden(
             "You lack the permission 'tickets.assign' that assigning needs.",
             permission=Permission.TICKETS_ASSIGN.value,
         )
-    if patch.assignee_id is None or caller.tenant is None:
+    if assignee_id is None or caller.tenant is None:
         return
-    if not may_work_tickets(session, caller.tenant.id, patch.assignee_id):
+    if not may_work_tickets(session, caller.tenant.id, assignee_id):
         raise InvalidInput(
             "The assignee must be a member of this workspace who may work tickets.",
             code="invalid_assignee",

@@ -64,6 +64,7 @@ AUDITED: dict[str, Audited] = {
     "GET /tickets": _ws("ticket.list", personal=True),
     "GET /tickets/mine": _ws("ticket.list", personal=True),
     "GET /tickets/export": _ws("ticket.export", personal=True),
+    "POST /tickets/bulk": _ws("ticket.bulk_update"),
     "GET /tickets/{ticket_id}": _ws("ticket.read", personal=True),
     "PATCH /tickets/{ticket_id}": _ws("ticket.update"),
     "PATCH /tickets/{ticket_id} assign": _ws("ticket.update"),

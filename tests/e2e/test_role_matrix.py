@@ -80,8 +80,9 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "POST /tickets":                               (201, 201, 403, 403, 201, 403, 403, 401, 201),
     "GET /tickets":                                (200, 200, 200, 403, 200, 200, 403, 401, 200),
     "GET /tickets/mine":                           (200, 200, 200, 403, 200, 200, 403, 401, 200),
-    # tickets.export (admin).
+    # tickets.export (admin) and tickets.bulk (admin, agent); bulk also needs tickets.update.
     "GET /tickets/export":                         (200, 403, 403, 403, 403, 403, 403, 401, 200),
+    "POST /tickets/bulk":                          (200, 200, 403, 403, 403, 403, 403, 401, 404),
     "GET /tickets/{ticket_id}":                    (200, 200, 200, 403, 200, 200, 403, 401, 404),
     "PATCH /tickets/{ticket_id}":                  (200, 200, 403, 403, 403, 403, 403, 401, 404),
     "PATCH /tickets/{ticket_id} assign":           (200, 200, 403, 403, 403, 403, 403, 401, 404),
@@ -247,6 +248,9 @@ REQUESTS: dict[str, Callable[[Setup], Call]] = {
     "GET /tickets": lambda s: Call("/tickets"),
     "GET /tickets/mine": lambda s: Call("/tickets/mine"),
     "GET /tickets/export": lambda s: Call("/tickets/export", params={"format": "csv"}),
+    "POST /tickets/bulk": lambda s: Call(
+        "/tickets/bulk", {"ids": [s.world.ticket_id], "change": {"tags": ["matrix"]}}
+    ),
     "GET /tickets/{ticket_id}": lambda s: Call(ticket(s.world.ticket_id)),
     "PATCH /tickets/{ticket_id}": lambda s: Call(
         ticket(s.world.ticket_id), {"title": "Printer on fire (edited)"}

@@ -23,6 +23,7 @@ API_TABLE: dict[str, frozenset[str]] = {
     "tickets.assign": frozenset({"admin", "agent"}),
     "tickets.delete": frozenset({"admin"}),
     "tickets.export": frozenset({"admin"}),
+    "tickets.bulk": frozenset({"admin", "agent"}),
     "tickets.receive": frozenset({"agent"}),
     "comments.create": frozenset({"admin", "agent", "viewer", "customer"}),
     "customers.read": frozenset({"admin", "agent", "viewer", "compliance"}),

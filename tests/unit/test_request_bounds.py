@@ -21,7 +21,7 @@ from helpdesk.roles.schemas import RoleIn
 from helpdesk.sla.models import WorkspaceSettings
 from helpdesk.sla.schemas import WorkspaceSettingsIn
 from helpdesk.tickets.models import Ticket, TicketTag
-from helpdesk.tickets.schemas import TicketIn, TicketPatch
+from helpdesk.tickets.schemas import BulkChange, TicketIn, TicketPatch
 from helpdesk.webhooks.models import Webhook
 from helpdesk.webhooks.schemas import WebhookIn
 from helpdesk.workspaces.schemas import WorkspaceIn, WorkspacePatch
@@ -78,6 +78,7 @@ STORED: dict[tuple[type[BaseModel], str], tuple[Column[Any], Maker]] = {
     (TicketPatch, "title"): (Ticket.__table__.c.title, _plain),
     (TicketPatch, "category"): (Ticket.__table__.c.category, _plain),
     (TicketPatch, "tags"): (TicketTag.__table__.c.tag, _tags),
+    (BulkChange, "tags"): (TicketTag.__table__.c.tag, _tags),
     (MemberIn, "email"): (Member.__table__.c.email, _email),
     (MemberIn, "name"): (Member.__table__.c.name, _plain),
     (MemberIn, "role"): (Member.__table__.c.role, _plain),
