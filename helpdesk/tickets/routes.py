@@ -99,15 +99,14 @@ async def export_tickets(
     filters: Annotated[TicketFilters, Query()],
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.CSV,
 ) -> StreamingResponse:
-    await scope.audit(
-        "ticket.export",
-        "ticket",
-        changes={
-            "format": export_format.value,
-            "filters": filters.model_dump(mode="json", exclude_none=True),
-        },
-        personal_data=True,
-    )
+    selection = filters.model_dump(mode="json", exclude_none=True)
+    changes: dict[str, Any] = {"format": export_format.value}
+    # The search text goes with the event's personal fields (erasable, outside the chained
+    # part): what someone searched for can be a person's name or address.
+    if "q" in selection:
+        changes["search"] = selection.pop("q")
+    changes["filters"] = selection
+    await scope.audit("ticket.export", "ticket", changes=changes, personal_data=True)
     tenant = scope.caller.workspace
     body = _export_file(runtime.sessions, scope.caller, filters, export_format)
     name = f"tickets-{tenant.slug}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{export_format.value}"

@@ -207,6 +207,19 @@ def test_an_export_is_one_audit_event_naming_format_and_filters(
     assert event == ({"format": "csv", "filters": {"priority": "medium"}}, True, "ticket")
 
 
+def test_the_search_text_of_an_export_is_kept_as_personal_data(
+    client: TestClient, runtime: Runtime, ws: Workspace, admin: dict[str, str]
+) -> None:
+    _csv(client, admin, q="zoë müller", status="open")
+    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
+        (event,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "ticket.export"))
+        chained, personal = event.changes, event.personal
+    # Outside the hash-chained part, so erasure can remove it and the chain still verifies.
+    assert chained == {"format": "csv", "filters": {"status": "open"}}
+    assert personal is not None
+    assert personal["changes"] == {"search": "zoë müller"}
+
+
 def test_an_unknown_format_or_filter_value_is_a_422(
     client: TestClient, admin: dict[str, str]
 ) -> None:
