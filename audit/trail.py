@@ -34,6 +34,7 @@ PERSONAL_FIELDS = frozenset(
         "customer_email",
         "customer_name",
         "path",  # a request path can name a person (/gdpr/subjects/{email}/...)
+        "search",  # free text searched for (an export's ``q``) can name a person
     }
 )
 SECRET_FIELDS = frozenset({"password", "password_hash", "secret", "token", "refresh_token"})

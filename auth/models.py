@@ -63,6 +63,10 @@ class Member(PublicBase):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(255), deferred=True)
     role: Mapped[str] = mapped_column(String(64))
+    # Routing: a ticket's category goes first to members with that skill (lower case, as
+    # categories are stored), a critical ticket first to senior members.
+    skills: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default=text("'{}'"))
+    senior: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -9,6 +9,10 @@ class Permission(StrEnum):
     TICKETS_UPDATE = "tickets.update"
     TICKETS_ASSIGN = "tickets.assign"
     TICKETS_DELETE = "tickets.delete"
+    TICKETS_EXPORT = "tickets.export"
+    TICKETS_BULK = "tickets.bulk"
+    # Not a right to do anything: it makes its holder a candidate for automatic assignment.
+    TICKETS_RECEIVE = "tickets.receive"
     COMMENTS_CREATE = "comments.create"
     CUSTOMERS_READ = "customers.read"
     CUSTOMERS_WRITE = "customers.write"
@@ -30,6 +34,12 @@ class Permission(StrEnum):
     SLA_ALERTS = "sla.alerts"
 
 
+# Permissions that mark who a role is rather than let it do anything: granting one grants no
+# right, so the privilege ceiling does not ask the granter to hold it (an admin, who does not
+# receive tickets, still appoints agents, who do).
+MARKS: frozenset[Permission] = frozenset({Permission.TICKETS_RECEIVE})
+
+
 class TicketScope(StrEnum):
     ALL = "all"
     ASSIGNED = "assigned"
@@ -46,6 +56,8 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             P.TICKETS_UPDATE,
             P.TICKETS_ASSIGN,
             P.TICKETS_DELETE,
+            P.TICKETS_EXPORT,
+            P.TICKETS_BULK,
             P.COMMENTS_CREATE,
             P.CUSTOMERS_READ,
             P.CUSTOMERS_WRITE,
@@ -60,12 +72,16 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
             P.SLA_ALERTS,
         }
     ),
+    # Admins are not auto-assignment candidates (API.md): they work tickets by choice. Only
+    # agents receive among the built-ins: viewers, compliance and customers cannot work tickets.
     "agent": frozenset(
         {
             P.TICKETS_READ,
             P.TICKETS_CREATE,
             P.TICKETS_UPDATE,
             P.TICKETS_ASSIGN,
+            P.TICKETS_BULK,
+            P.TICKETS_RECEIVE,
             P.COMMENTS_CREATE,
             P.CUSTOMERS_READ,
             P.CUSTOMERS_WRITE,

@@ -2,7 +2,7 @@
 
 import re
 
-from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES, Permission, TicketScope
+from auth.permissions import BUILTIN_ROLES, BUILTIN_TICKET_SCOPES, MARKS, Permission, TicketScope
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 CUSTOM_SCOPES = (TicketScope.ALL, TicketScope.ASSIGNED)
@@ -39,7 +39,7 @@ def beyond_ceiling(
     held: frozenset[Permission], granted: frozenset[Permission] | set[Permission]
 ) -> list[str]:
     """The permissions in ``granted`` that a caller holding ``held`` may not grant, sorted."""
-    return sorted(p.value for p in set(granted) - held)
+    return sorted(p.value for p in set(granted) - held - MARKS)
 
 
 def beyond_appointment_ceiling(

@@ -55,9 +55,9 @@ def verify_tenant(
     itself recorded in the trail (audit.verify, by system:cli)."""
     from audit.queries import verify_workspace
     from audit.trail import Actor, record_event
-    from helpdesk.compliance.export_routes import tenant_snapshot
     from helpdesk.core.db import tenant_transaction, transaction
     from helpdesk.core.errors import NotFound
+    from helpdesk.streaming import tenant_snapshot
     from tenants.registry import get_by_slug, to_ref
 
     with open_runtime() as runtime:

@@ -8,21 +8,17 @@ is read in a transaction of its own, a single read-only snapshot, with ``COPY ..
 (``audit.export_copy``) one row at a time, so the server holds one chunk whatever the size.
 """
 
-from collections.abc import AsyncIterator, Generator, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Generator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
-import anyio
 import psycopg
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Send
-from starlette.types import Scope as AsgiScope
 
 from audit import export_copy, export_file, queries
 from audit.chain import timestamp
@@ -31,9 +27,9 @@ from audit.models import AuditEvent
 from auth.permissions import Permission
 from helpdesk.compliance.audit_routes import to_filters
 from helpdesk.compliance.schemas import AuditFilterParams
-from helpdesk.core.db import set_tenant_scope, transaction
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import AppRoute, RuntimeDep, Scope, require
+from helpdesk.streaming import ClosingStream, tenant_snapshot
 from tenants.context import TenantRef
 
 router = APIRouter(prefix="/audit", tags=["audit"], route_class=AppRoute)
@@ -95,7 +91,7 @@ async def export_events(
         chunk_bytes=CHUNK_BYTES,
     )
     name = f"audit-{tenant.slug}-{exported_at:%Y%m%dT%H%M%SZ}.{export_format.value}"
-    return _ClosingStream(
+    return ClosingStream(
         body,
         media_type=_MEDIA_TYPES[export_format],
         headers={
@@ -113,17 +109,6 @@ def _own_event(session: Session) -> _Head:
         select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).one()
     return _Head(id=row.id, hash=row.hash)
-
-
-@contextmanager
-def tenant_snapshot(sessions: sessionmaker[Session], tenant: TenantRef) -> Iterator[Session]:
-    """A read-only transaction with one snapshot for all its statements: a purge committing
-    meanwhile cannot give the file a chain start its first row does not link to."""
-    with transaction(sessions) as session:
-        # Must come first: the isolation level is fixed by the transaction's first query.
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-        set_tenant_scope(session, tenant.schema_name, tenant.role_name)
-        yield session
 
 
 def _file(
@@ -158,23 +143,3 @@ def _file(
                 exported_at=exported_at,
                 chunk_bytes=chunk_bytes,
             )
-
-
-class _ClosingStream(StreamingResponse):
-    """Streams a blocking chunk iterator from the thread pool, and closes it however the download
-    ends (finished, failed, or the client gone), so its transaction and cursor end with it."""
-
-    def __init__(self, chunks: Generator[bytes, None, None], **kwargs: Any) -> None:
-        self._chunks = chunks
-        super().__init__(self._pump(), **kwargs)
-
-    async def _pump(self) -> AsyncIterator[bytes]:
-        while (chunk := await run_in_threadpool(next, self._chunks, None)) is not None:
-            yield chunk
-
-    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await run_in_threadpool(self._chunks.close)

@@ -50,10 +50,11 @@ async def add_member(body: MemberIn, scope: Manager, path: RequestPathDep) -> Me
 
 
 @router.patch("/{user_id}", responses=error_responses(400, 401, 403, 404, 409, 413, 422))
-async def change_role(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> MemberOut:
-    member, before = await scope.run(service.change_role, scope.caller, user_id, body.role)
-    changes = {"role": {"before": before, "after": body.role}}
-    await scope.audit("member.role_change", "member", user_id, changes=changes)
+async def update_member(user_id: uuid.UUID, body: MemberPatch, scope: Manager) -> MemberOut:
+    member, changes = await scope.run(service.update_member, scope.caller, user_id, body)
+    # One event per request: a role change keeps its own action, whatever else changed with it.
+    action = "member.role_change" if body.role is not None else "member.update"
+    await scope.audit(action, "member", user_id, changes=changes)
     return member
 
 

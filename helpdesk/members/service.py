@@ -9,6 +9,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,25 +21,41 @@ from auth.permissions import BUILTIN_ROLES, Permission
 from auth.roles import beyond_appointment_ceiling, resolve_role
 from auth.users import add_member_identity
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from helpdesk.members.schemas import MemberIn, MemberOut
+from helpdesk.members.schemas import MemberIn, MemberOut, MemberPatch
 from helpdesk.roles.service import role_exists
 
 INVITATION_LIFETIME = timedelta(days=7)
 ADMIN = "admin"
 
 
-MemberRow = Row[uuid.UUID, str, str, str, datetime]
+MemberRow = Row[uuid.UUID, str, str, str, list[str], bool, datetime]
 
 
 def _row_out(row: MemberRow) -> MemberOut:
-    user_id, email, name, role, created_at = row
-    return MemberOut(user_id=user_id, email=email, name=name, role=role, created_at=created_at)
-
-
-def _members_query(tenant_id: uuid.UUID) -> Select[uuid.UUID, str, str, str, datetime]:
-    return select(Member.user_id, Member.email, Member.name, Member.role, Member.created_at).where(
-        Member.tenant_id == tenant_id
+    user_id, email, name, role, skills, senior, created_at = row
+    return MemberOut(
+        user_id=user_id,
+        email=email,
+        name=name,
+        role=role,
+        skills=skills,
+        senior=senior,
+        created_at=created_at,
     )
+
+
+def _members_query(
+    tenant_id: uuid.UUID,
+) -> Select[uuid.UUID, str, str, str, list[str], bool, datetime]:
+    return select(
+        Member.user_id,
+        Member.email,
+        Member.name,
+        Member.role,
+        Member.skills,
+        Member.senior,
+        Member.created_at,
+    ).where(Member.tenant_id == tenant_id)
 
 
 def list_members(
@@ -160,26 +177,45 @@ def _refuse_last_admin(admins: list[uuid.UUID], user_id: uuid.UUID, action: str)
         )
 
 
-def change_role(
-    session: Session, caller: Caller, user_id: uuid.UUID, role: str
-) -> tuple[MemberOut, str]:
-    _check_role(session, caller, role)
-    if user_id == caller.user_id:
-        raise Forbidden(
-            "You lack permission to change your own role: nobody changes their own role; "
-            "ask another member who manages members.",
-            permission=Permission.MEMBERS_MANAGE.value,
-        )
-    _check_ceiling(session, caller, role, "appoint anyone to it")
+def update_member(
+    session: Session, caller: Caller, user_id: uuid.UUID, patch: MemberPatch
+) -> tuple[MemberOut, dict[str, Any]]:
+    """Change a member's role, routing skills or seniority; returns the member and
+    ``{field: {before, after}}``. A role change keeps every role rule (no changing one's own
+    role, the privilege ceiling both ways, the last admin); any change at all needs the member's
+    current role to be within the caller's ceiling, as a removal does, so a manager cannot
+    reshape the routing of someone it could not appoint."""
+    if patch.role is not None:
+        _check_role(session, caller, patch.role)
+        if user_id == caller.user_id:
+            raise Forbidden(
+                "You lack permission to change your own role: nobody changes their own role; "
+                "ask another member who manages members.",
+                permission=Permission.MEMBERS_MANAGE.value,
+            )
+        _check_ceiling(session, caller, patch.role, "appoint anyone to it")
     admins = _lock_admins(session, caller.workspace.id)
     membership = _membership(session, caller, user_id)
     before = membership.role
-    _check_ceiling(session, caller, before, "move a member who holds it")
-    if before == ADMIN and role != ADMIN:
-        _refuse_last_admin(admins, user_id, "demote")
-    membership.role = role
+    doing = (
+        "move a member who holds it" if patch.role is not None else "change a member who holds it"
+    )
+    _check_ceiling(session, caller, before, doing)
+    diff: dict[str, Any] = {}
+    if patch.role is not None:
+        if before == ADMIN and patch.role != ADMIN:
+            _refuse_last_admin(admins, user_id, "demote")
+        membership.role = patch.role
+        # Recorded even when unchanged, as a role change always was: the appointment was made.
+        diff["role"] = {"before": before, "after": patch.role}
+    if patch.skills is not None and patch.skills != sorted(membership.skills):
+        diff["skills"] = {"before": sorted(membership.skills), "after": patch.skills}
+        membership.skills = patch.skills
+    if patch.senior is not None and patch.senior != membership.senior:
+        diff["senior"] = {"before": membership.senior, "after": patch.senior}
+        membership.senior = patch.senior
     session.flush()
-    return get_member(session, caller, user_id), before
+    return get_member(session, caller, user_id), diff
 
 
 def remove_member(session: Session, caller: Caller, user_id: uuid.UUID) -> MemberOut:

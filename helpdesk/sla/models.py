@@ -36,5 +36,7 @@ class WorkspaceSettings(TenantBase):
     # ISO weekdays, Monday = 1.
     business_days: Mapped[str] = mapped_column(String(16), server_default="12345")
     auto_assign: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Tickets below this priority are left for people to pick up (``low``: every ticket).
+    auto_assign_min_priority: Mapped[str] = mapped_column(String(16), server_default="low")
     auto_close_days: Mapped[int] = mapped_column(Integer, server_default=text("7"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -83,6 +83,11 @@ class WorkspaceSettingsIn(RequestModel):
     business_end: BusinessTime | None = None
     business_days: Annotated[str, Field(max_length=7), AfterValidator(_weekdays)] | None = None
     auto_assign: bool | None = None
+    auto_assign_min_priority: TicketPriority | None = Field(
+        default=None,
+        description="Auto-assignment takes only tickets of this priority or higher "
+        "(default low: every ticket).",
+    )
     auto_close_days: (
         Annotated[int, Field(ge=0, le=3650, description="0 turns auto-close off.")] | None
     ) = None
@@ -109,5 +114,6 @@ class WorkspaceSettingsOut(BaseModel):
     business_end: BusinessTime
     business_days: str
     auto_assign: bool
+    auto_assign_min_priority: TicketPriority
     auto_close_days: int
     updated_at: datetime | None = None

@@ -30,6 +30,7 @@ DEFAULT_SETTINGS: dict[str, object] = {
     "business_end": time(17, 0),
     "business_days": "12345",
     "auto_assign": False,
+    "auto_assign_min_priority": "low",
     "auto_close_days": 7,
 }
 

@@ -71,6 +71,27 @@ def get_visible(
     return session.scalars(query).one_or_none()
 
 
+def lock_visible(session: Session, ticket_ids: Sequence[int], who: Visibility) -> Sequence[Ticket]:
+    """The tickets among ``ticket_ids`` the caller can see, locked for update in id order (two
+    bulk changes over overlapping tickets then wait for each other instead of deadlocking)."""
+    query = visible(select(Ticket).where(Ticket.id.in_(ticket_ids)), who)
+    return session.scalars(query.order_by(Ticket.id).with_for_update()).all()
+
+
+def list_visible(
+    session: Session,
+    who: Visibility,
+    filters: TicketFilters,
+    *,
+    after_id: int | None,
+    limit: int,
+    now: datetime,
+) -> Sequence[Ticket]:
+    """The list's tickets as entities, in id order (the export shapes them as the API does)."""
+    query = visible(select(Ticket).order_by(Ticket.id), who)
+    return session.scalars(filtered(query, filters, after_id=after_id, now=now).limit(limit)).all()
+
+
 def _holds(condition: ColumnElement[bool], wanted: bool) -> ColumnElement[bool]:
     # "is not true" rather than NOT: a condition that is unknown (no due time) does not hold.
     return condition.is_(True) if wanted else condition.is_not(True)

@@ -1,10 +1,15 @@
 """HTTP for /tickets."""
 
+from collections.abc import Generator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
 
+from audit.export_file import ExportFormat
+from auth.caller import Caller
 from auth.permissions import Permission
 from helpdesk.core.pagination import (
     Limit,
@@ -16,9 +21,18 @@ from helpdesk.core.pagination import (
     row_id_of,
 )
 from helpdesk.errors import error_responses
-from helpdesk.pipeline import AppRoute, RowId, Scope, require
-from helpdesk.tickets import service
-from helpdesk.tickets.schemas import TicketFilters, TicketIn, TicketOut, TicketPage, TicketPatch
+from helpdesk.pipeline import AppRoute, RowId, RuntimeDep, Scope, require
+from helpdesk.streaming import ClosingStream, tenant_snapshot
+from helpdesk.tickets import bulk, export, service
+from helpdesk.tickets.schemas import (
+    BulkIn,
+    BulkOut,
+    TicketFilters,
+    TicketIn,
+    TicketOut,
+    TicketPage,
+    TicketPatch,
+)
 from helpdesk.tickets.service import QueuePosition
 
 router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=AppRoute)
@@ -27,6 +41,8 @@ Reader = Annotated[Scope, Depends(require(Permission.TICKETS_READ))]
 Creator = Annotated[Scope, Depends(require(Permission.TICKETS_CREATE))]
 Updater = Annotated[Scope, Depends(require(Permission.TICKETS_UPDATE))]
 Deleter = Annotated[Scope, Depends(require(Permission.TICKETS_DELETE))]
+Exporter = Annotated[Scope, Depends(require(Permission.TICKETS_EXPORT))]
+BulkChanger = Annotated[Scope, Depends(require(Permission.TICKETS_BULK))]
 Cursor = Annotated[str | None, Query(max_length=64)]
 
 
@@ -106,6 +122,66 @@ async def work_queue(scope: Updater, limit: Limit = 50, cursor: Cursor = None) -
     items = [view.out(now) for view, _ in page]
     await scope.audit("ticket.list", "ticket", changes={"count": len(items)}, personal_data=True)
     return TicketPage(items=items, next_cursor=next_cursor)
+
+
+_EXPORT_MEDIA_TYPES = {ExportFormat.CSV: "text/csv", ExportFormat.NDJSON: "application/x-ndjson"}
+_EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file, streamed: a CSV header row and one row per ticket, or one "
+        "ticket per NDJSON line.",
+        "content": {"text/csv": {}, "application/x-ndjson": {}},
+    },
+    **error_responses(401, 403, 422),
+}
+
+
+# Declared before /{ticket_id}, which would otherwise take "export" for an id.
+@router.get("/export", response_class=StreamingResponse, responses=_EXPORT_RESPONSES)
+async def export_tickets(
+    scope: Exporter,
+    runtime: RuntimeDep,
+    filters: Annotated[TicketFilters, Query()],
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.CSV,
+) -> StreamingResponse:
+    selection = filters.model_dump(mode="json", exclude_none=True)
+    changes: dict[str, Any] = {"format": export_format.value}
+    # The search text goes with the event's personal fields (erasable, outside the chained
+    # part): what someone searched for can be a person's name or address.
+    if "q" in selection:
+        changes["search"] = selection.pop("q")
+    changes["filters"] = selection
+    await scope.audit("ticket.export", "ticket", changes=changes, personal_data=True)
+    tenant = scope.caller.workspace
+    body = _export_file(runtime.sessions, scope.caller, filters, export_format)
+    name = f"tickets-{tenant.slug}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{export_format.value}"
+    return ClosingStream(
+        body,
+        media_type=_EXPORT_MEDIA_TYPES[export_format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _export_file(
+    sessions: sessionmaker[Session],
+    caller: Caller,
+    filters: TicketFilters,
+    export_format: ExportFormat,
+) -> Generator[bytes, None, None]:
+    # The request's transaction has committed its audit event by the time the body is sent;
+    # the rows are read in one read-only snapshot of their own, a batch at a time.
+    with tenant_snapshot(sessions, caller.workspace) as session:
+        tickets = export.visible_tickets(session, caller, filters, batch_size=export.BATCH_SIZE)
+        yield from export.export_chunks(tickets, export_format, chunk_bytes=export.CHUNK_BYTES)
+
+
+@router.post("/bulk", responses=error_responses(400, 401, 403, 404, 409, 413, 422))
+async def bulk_change(body: BulkIn, scope: BulkChanger) -> BulkOut:
+    outcome = await scope.run(bulk.apply_bulk_change, scope.caller, body)
+    await scope.audit("ticket.bulk_update", "ticket", changes=outcome.audit_changes())
+    return outcome.out()
 
 
 @router.get("/{ticket_id}", responses=error_responses(401, 403, 404, 422))

@@ -1,11 +1,12 @@
 """Request and response bodies of /tickets."""
 
 import uuid
+from collections import Counter
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, model_validator
 
 from helpdesk.core.input import MAX_ROW_ID, MIN_ROW_ID, RequestModel
 from helpdesk.customers.schemas import CustomerRef
@@ -123,3 +124,50 @@ class TicketFilters(RequestModel):
     urgent: bool | None = Field(
         default=None, description="Open or in progress, unassigned, high or critical."
     )
+
+
+# Bulk changes (POST /tickets/bulk): one change applied to many tickets at once.
+MAX_BULK_TICKETS = 500
+
+
+class BulkChange(RequestModel):
+    """What to set on every ticket; a field left out stays as it is. ``assignee_id: null``
+    unassigns; status, priority and tags, when given, must hold a value."""
+
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    assignee_id: uuid.UUID | None = None
+    tags: Tags | None = Field(default=None, description="Replaces each ticket's tags.")
+
+    @model_validator(mode="after")
+    def _one_change(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("name what to change: status, priority, assignee_id or tags")
+        for field in ("status", "priority", "tags"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} may not be null; leave it out to keep it")
+        return self
+
+
+def _distinct(ids: list[int]) -> list[int]:
+    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if repeated:
+        raise ValueError(f"each ticket once: {', '.join(map(str, repeated))} repeated")
+    return ids
+
+
+TicketId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
+
+class BulkIn(RequestModel):
+    ids: Annotated[
+        list[TicketId],
+        Field(min_length=1, max_length=MAX_BULK_TICKETS),
+        AfterValidator(_distinct),
+    ]
+    change: BulkChange
+
+
+class BulkOut(BaseModel):
+    changed: list[int] = Field(description="Tickets the change altered, in id order.")
+    unchanged: list[int] = Field(description="Tickets that already were so, in id order.")

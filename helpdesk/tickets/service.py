@@ -27,7 +27,7 @@ from helpdesk.sla import state as sla_state
 from helpdesk.sla.policy import targets
 from helpdesk.sla.service import due_after, load_settings
 from helpdesk.tickets import repository
-from helpdesk.tickets.assignment import least_loaded_agent, may_work_tickets
+from helpdesk.tickets.assignment import auto_assigns, may_work_tickets, route_ticket
 from helpdesk.tickets.models import Ticket
 from helpdesk.tickets.repository import Visibility
 from helpdesk.tickets.schemas import (
@@ -155,8 +155,10 @@ def create_ticket(session: Session, caller: Caller, data: TicketIn) -> TicketVie
         created_at=now,
         updated_at=now,
     )
-    if settings.auto_assign and caller.tenant is not None:
-        ticket.assignee_id = least_loaded_agent(session, caller.tenant.id)
+    if auto_assigns(settings, ticket.priority) and caller.tenant is not None:
+        ticket.assignee_id = route_ticket(
+            session, caller.tenant.id, category=ticket.category, priority=ticket.priority
+        )
     session.add(ticket)
     # The mapper's eager defaults load what PostgreSQL filled in within the INSERT itself.
     session.flush()
@@ -242,7 +244,7 @@ def update_ticket(
     # an illegal move a 409 before the assign permission is looked at, whatever the body holds.
     check_change(TicketStatus(ticket.status), changes)
     if "assignee_id" in changes:
-        _check_assignee(session, caller, patch)
+        check_assignee(session, caller, patch.assignee_id)
     (change,) = change_tickets(session, [(ticket, changes)], audit_as=None)
     return change.view, change.diff
 
@@ -433,15 +435,16 @@ def _apply(session: Session, ticket: Ticket, changes: Mapping[str, Any]) -> dict
     return diff
 
 
-def _check_assignee(session: Session, caller: Caller, patch: TicketPatch) -> None:
+def check_assignee(session: Session, caller: Caller, assignee_id: uuid.UUID | None) -> None:
+    """May ``caller`` assign tickets to ``assignee_id`` (None: unassign)? Raises if not."""
     if Permission.TICKETS_ASSIGN not in caller.permissions:
         raise Forbidden(
             "You lack the permission 'tickets.assign' that assigning needs.",
             permission=Permission.TICKETS_ASSIGN.value,
         )
-    if patch.assignee_id is None or caller.tenant is None:
+    if assignee_id is None or caller.tenant is None:
         return
-    if not may_work_tickets(session, caller.tenant.id, patch.assignee_id):
+    if not may_work_tickets(session, caller.tenant.id, assignee_id):
         raise InvalidInput(
             "The assignee must be a member of this workspace who may work tickets.",
             code="invalid_assignee",

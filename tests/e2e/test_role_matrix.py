@@ -81,6 +81,9 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "GET /tickets":                                (200, 200, 200, 403, 200, 200, 403, 401, 200),
     "GET /tickets/mine":                           (200, 200, 200, 403, 200, 200, 403, 401, 200),
     "GET /tickets/queue":                          (200, 200, 403, 403, 403, 403, 403, 401, 200),
+    # tickets.export (admin) and tickets.bulk (admin, agent); bulk also needs tickets.update.
+    "GET /tickets/export":                         (200, 403, 403, 403, 403, 403, 403, 401, 200),
+    "POST /tickets/bulk":                          (200, 200, 403, 403, 403, 403, 403, 401, 404),
     "GET /tickets/{ticket_id}":                    (200, 200, 200, 403, 200, 200, 403, 401, 404),
     "PATCH /tickets/{ticket_id}":                  (200, 200, 403, 403, 403, 403, 403, 401, 404),
     "PATCH /tickets/{ticket_id} assign":           (200, 200, 403, 403, 403, 403, 403, 401, 404),
@@ -98,6 +101,7 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "GET /members":                                (200, 403, 403, 403, 403, 403, 403, 401, 200),
     "POST /members":                               (201, 403, 403, 403, 403, 403, 403, 401, 201),
     "PATCH /members/{user_id}":                    (200, 403, 403, 403, 403, 403, 403, 401, 404),
+    "PATCH /members/{user_id} routing":            (200, 403, 403, 403, 403, 403, 403, 401, 404),
     "DELETE /members/{user_id}":                   (204, 403, 403, 403, 403, 403, 403, 401, 404),
     "GET /roles":                                  (200, 403, 403, 403, 403, 403, 403, 401, 200),
     "POST /roles":                                 (201, 403, 403, 403, 403, 403, 403, 401, 201),
@@ -245,6 +249,10 @@ REQUESTS: dict[str, Callable[[Setup], Call]] = {
     "GET /tickets": lambda s: Call("/tickets"),
     "GET /tickets/mine": lambda s: Call("/tickets/mine"),
     "GET /tickets/queue": lambda s: Call("/tickets/queue"),
+    "GET /tickets/export": lambda s: Call("/tickets/export", params={"format": "csv"}),
+    "POST /tickets/bulk": lambda s: Call(
+        "/tickets/bulk", {"ids": [s.world.ticket_id], "change": {"tags": ["matrix"]}}
+    ),
     "GET /tickets/{ticket_id}": lambda s: Call(ticket(s.world.ticket_id)),
     "PATCH /tickets/{ticket_id}": lambda s: Call(
         ticket(s.world.ticket_id), {"title": "Printer on fire (edited)"}
@@ -279,6 +287,9 @@ REQUESTS: dict[str, Callable[[Setup], Call]] = {
         },
     ),
     "PATCH /members/{user_id}": lambda s: Call(f"/members/{s.fresh_member()}", {"role": "viewer"}),
+    "PATCH /members/{user_id} routing": lambda s: Call(
+        f"/members/{s.fresh_member()}", {"skills": ["billing"], "senior": True}
+    ),
     "DELETE /members/{user_id}": lambda s: Call(f"/members/{s.fresh_member()}"),
     "GET /roles": lambda s: Call("/roles"),
     "POST /roles": lambda s: Call(

@@ -36,6 +36,7 @@ def test_a_new_workspace_has_the_product_defaults(
         "business_end": "17:00:00",
         "business_days": "12345",
         "auto_assign": False,
+        "auto_assign_min_priority": "low",
         "auto_close_days": 7,
     }
 

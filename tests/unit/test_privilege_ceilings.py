@@ -17,6 +17,9 @@ ADMIN = BUILTIN_ROLES["admin"]
         ({P.ROLES_MANAGE}, {P.ROLES_MANAGE, P.GDPR_ERASE}, ["gdpr.erase"]),
         (ADMIN, ADMIN, []),
         (ADMIN, {P.GDPR_ERASE, P.RETENTION_RUN}, ["gdpr.erase", "retention.run"]),
+        # tickets.receive marks an auto-assignment candidate and grants no right: anyone may.
+        ({P.ROLES_MANAGE}, {P.TICKETS_RECEIVE}, []),
+        (ADMIN, {P.TICKETS_RECEIVE, P.TICKETS_BULK}, []),
     ],
 )
 def test_a_caller_grants_only_what_it_holds(
