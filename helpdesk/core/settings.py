@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     mail_from: str = "Helpdesk <helpdesk@localhost>"
 
+    # The in-process worker (`helpdesk serve` and the ASGI factory run it unless this is false,
+    # which `serve --no-worker` sets; `helpdesk worker` runs it alone). Each job runs every so
+    # many seconds in each process that runs the worker; advisory locks keep two processes out
+    # of one workspace at once, so more processes mean more frequent passes, never double work.
+    worker: bool = True
+    escalate_every_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    auto_close_every_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    deliver_every_seconds: float = Field(default=5.0, gt=0, le=86_400)
+    retention_every_seconds: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
+
     # Webhook and e-mail delivery: a failed attempt is retried after
     # delivery_backoff_seconds * 2^(attempts - 1), capped, until delivery_max_attempts.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)

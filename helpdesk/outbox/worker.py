@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.core.settings import Settings
@@ -96,6 +96,9 @@ class DeliveryReport:
     retrying: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # Messages still waiting after the run (neither delivered nor given up), by kind: e-mails
+    # with no provider configured included.
+    backlog: dict[str, int] = field(default_factory=dict)
 
     def count(self, outcome: Outcome, *, gave_up: bool) -> None:
         if outcome == Outcome.DELIVERED:
@@ -119,6 +122,8 @@ class DeliveryReport:
             total.delivered += part.delivered
             total.retrying += part.retrying
             total.failed += part.failed
+            for kind, count in part.backlog.items():
+                total.backlog[kind] = total.backlog.get(kind, 0) + count
         return total
 
     def summary(self) -> str:
@@ -165,10 +170,27 @@ def deliver_all(
     wall clock. Suspended and deleting workspaces are skipped: their messages wait, not fail.
     A database error in one workspace is reported and does not stop the others.
     """
+    run = delivery_pass(
+        runtime, slugs=slugs, now=now, batch_size=batch_size, max_batches=max_batches
+    )
+    return DeliveryReport.total(run)
+
+
+def delivery_pass(
+    runtime: Runtime,
+    *,
+    slugs: Sequence[str] | None = None,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    max_batches: int = MAX_BATCHES,
+    stopping: Callable[[], bool] = lambda: False,
+) -> JobReport[DeliveryReport]:
+    """``deliver_all``'s pass, each workspace's outcome kept: the in-process worker's run."""
     with _http_client(runtime) as http, _mailer(runtime) as mailer:
         job = delivery_job(runtime.settings, http=http, mailer=mailer, max_batches=max_batches)
-        run = run_each_workspace(runtime.sessions, job, slugs=slugs, now=now, batch_size=batch_size)
-    return DeliveryReport.total(run)
+        return run_each_workspace(
+            runtime.sessions, job, slugs=slugs, now=now, batch_size=batch_size, stopping=stopping
+        )
 
 
 def delivery_job(
@@ -209,7 +231,19 @@ def deliver(
         return [message.id for message in claimed]
 
     run.batches(batch, max_batches=max_batches)
+    report.backlog = _backlog(run)
     return report
+
+
+def _backlog(run: WorkspaceRun) -> dict[str, int]:
+    # In the run's own transaction: read committed, so it sees what the batches recorded. The
+    # partial index ix_outbox_due holds exactly these rows.
+    rows = run.session.execute(
+        select(OutboxMessage.kind, func.count())
+        .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None))
+        .group_by(OutboxMessage.kind)
+    ).all()
+    return {str(kind): int(count) for kind, count in rows}
 
 
 def run_worker(

@@ -271,8 +271,9 @@ def test_sigterm_does_not_wait_past_the_grace_for_a_stuck_request(
         HELPDESK_DATA_DIR=str(home / "data"),
         HELPDESK_SHUTDOWN_GRACE_SECONDS="1",
     )
-    with _serving(home, env, "--workers", "2") as served:
+    with _serving(home, env, "--workers", "2", "--no-worker") as served:
         workers = _workers(served)
+        assert "scheduled jobs off" in served.log()
         with (
             ThreadPoolExecutor(max_workers=1) as pool,
             _tickets_locked(owner_database_url, ws) as lock,
@@ -288,6 +289,7 @@ def test_sigterm_does_not_wait_past_the_grace_for_a_stuck_request(
             except httpx.TransportError:
                 status = None
             assert status != 200
+    assert "worker started" not in served.log()
 
 
 def test_workers_share_the_embedded_server_the_command_started_and_stopped(home: Path) -> None:
@@ -296,6 +298,10 @@ def test_workers_share_the_embedded_server_the_command_started_and_stopped(home:
     with _serving(home, env, "--workers", "2") as served:
         assert len(_workers(served)) == 2, served.log()
         assert (pgdata / "postmaster.pid").exists()
+        # As `make run` does: each process starts the scheduled jobs and says so.
+        _wait_for(lambda: served.log().count("worker started") == 2, "both workers start", served)
+        assert "no e-mail provider is configured" in served.log()
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=STEP_TIMEOUT_SECONDS) == 0, served.log()
     assert not (pgdata / "postmaster.pid").exists(), "SIGTERM left the embedded server running"
+    assert served.log().count("worker stopped") == 2, served.log()
