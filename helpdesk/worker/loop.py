@@ -36,10 +36,10 @@ class Worker:
     def for_runtime(cls, runtime: Runtime) -> "Worker":
         """The default schedule, with what the operator should hear once at start-up."""
         notices = []
-        if not runtime.settings.smtp_host:
+        if not runtime.settings.mail_provider_list:
             notices.append(
-                "no e-mail provider is configured (HELPDESK_SMTP_HOST): e-mails stay queued "
-                "in the outbox until one is"
+                "no e-mail provider is configured (HELPDESK_MAIL_PROVIDERS or "
+                "HELPDESK_SMTP_HOST): e-mails stay queued in the outbox until one is"
             )
         return cls(default_schedule(runtime), notices=notices)
 

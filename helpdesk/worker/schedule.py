@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpdesk.compliance.service import retention_job
-from helpdesk.outbox.worker import DeliveryReport, delivery_pass
+from helpdesk.outbox.worker import DeliveryReport, delivery_pass, provider_health
 from helpdesk.runtime import Runtime
 from helpdesk.sla.jobs import AUTO_CLOSE, ESCALATE, TicketsChanged, tickets_changed
 from tenants.jobs import Job, JobReport, run_each_workspace
@@ -57,13 +57,16 @@ def _describe_retention(report: JobReport[Any]) -> str | None:
 def default_schedule(runtime: Runtime) -> list[ScheduledJob]:
     settings = runtime.settings
     retention = retention_job()
+    # For the life of the process: a provider that failed stays skipped across runs until its
+    # cool-down ends, rather than failing once more at the start of every run.
+    mail_health = provider_health(settings)
     return [
         _tickets_job(runtime, ESCALATE, settings.escalate_every_seconds),
         _tickets_job(runtime, AUTO_CLOSE, settings.auto_close_every_seconds),
         ScheduledJob(
             "deliver",
             settings.deliver_every_seconds,
-            lambda stopping: delivery_pass(runtime, stopping=stopping),
+            lambda stopping: delivery_pass(runtime, stopping=stopping, mail_health=mail_health),
             _describe_delivery,
             backlog=lambda result: result.backlog,
         ),

@@ -99,7 +99,7 @@ def real_jobs(runtime: Runtime, http: httpx.Client) -> dict[str, Job[Any]]:
         "escalate": ticket_jobs.ESCALATE,
         "auto-close": ticket_jobs.AUTO_CLOSE,
         "retention": retention_job(),
-        "delivery": delivery_job(runtime.settings, http=http, mailer=None),
+        "delivery": delivery_job(runtime.settings, http=http, mail=None),
     }
 
 
