@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from helpdesk.core.errors import InvalidInput
+from helpdesk.customers.phones import DEFAULT_REGION
 from helpdesk.sla.models import WorkspaceSettings
 
 DEFAULT_SLA_HOURS: dict[str, float] = {"critical": 1, "high": 4, "medium": 24, "low": 72}
@@ -31,6 +32,7 @@ DEFAULT_SETTINGS: dict[str, object] = {
     "business_days": "12345",
     "auto_assign": False,
     "auto_close_days": 7,
+    "phone_region": DEFAULT_REGION,
 }
 
 
