@@ -206,8 +206,12 @@ def serve(
         # The workers open their own pools; this process keeps none while it supervises.
         runtime.engine.dispose()
         run_jobs = runtime.settings.worker and not no_worker
-        jobs = "each running the scheduled jobs" if run_jobs else "scheduled jobs off"
-        err.print(f"serving http://{host}:{port} with {workers} worker process(es), {jobs}")
+        jobs = "on in each" if run_jobs else "off"
+        err.print(
+            f"serving http://{host}:{port} with {workers} worker process(es);"
+            f" scheduled jobs {jobs}",
+            soft_wrap=True,  # one line, for whoever greps the log
+        )
         _serve_http(
             database_url,
             host=host,

@@ -273,7 +273,7 @@ def test_sigterm_does_not_wait_past_the_grace_for_a_stuck_request(
     )
     with _serving(home, env, "--workers", "2", "--no-worker") as served:
         workers = _workers(served)
-        assert "scheduled jobs off" in served.log()
+        assert "scheduled jobs off" in served.log(), served.log()
         with (
             ThreadPoolExecutor(max_workers=1) as pool,
             _tickets_locked(owner_database_url, ws) as lock,
