@@ -17,6 +17,10 @@ _POLL_SECONDS = 0.5
 
 
 def worker(
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option("--tenant", help="Only this workspace slug (repeatable)."),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -37,7 +41,7 @@ def worker(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with open_runtime() as runtime:
-        jobs = Worker.for_runtime(runtime)
+        jobs = Worker.for_runtime(runtime, slugs=tenant)
         exporter = None
         if metrics_port is not None:
             from prometheus_client import start_http_server

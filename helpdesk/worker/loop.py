@@ -7,9 +7,10 @@ jobs (a run holds at most two of its connections: the run's transaction and a ba
 """
 
 import logging
+import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from helpdesk.runtime import Runtime
@@ -20,28 +21,46 @@ from tenants.jobs import JobReport
 log = logging.getLogger("helpdesk.worker")
 
 
+# The first run of a job waits a random part of its interval, up to this: processes started
+# together (a deploy, `--workers N`) spread their runs instead of all working every workspace
+# at the same moment, and a restart does not always begin with a full retention pass.
+MAX_FIRST_DELAY_SECONDS = 300.0
+
+
+def first_delay(every_seconds: float, draw: Callable[[], float] = random.random) -> float:
+    return draw() * min(every_seconds, MAX_FIRST_DELAY_SECONDS)
+
+
 def _every(seconds: float) -> str:
     return f"{seconds:g} s" if seconds < 3600 else f"{seconds / 3600:g} h"
 
 
 class Worker:
-    def __init__(self, jobs: Sequence[ScheduledJob], *, notices: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        jobs: Sequence[ScheduledJob],
+        *,
+        notices: Sequence[str] = (),
+        delay: Callable[[float], float] = first_delay,
+    ) -> None:
         self.jobs = list(jobs)
         self.notices = list(notices)
+        self._first_delay = delay
         self.stats = WorkerStats({job.name: job.every_seconds for job in self.jobs})
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     @classmethod
-    def for_runtime(cls, runtime: Runtime) -> "Worker":
-        """The default schedule, with what the operator should hear once at start-up."""
+    def for_runtime(cls, runtime: Runtime, *, slugs: Sequence[str] | None = None) -> "Worker":
+        """The default schedule (over every workspace, or only ``slugs``), with what the
+        operator should hear once at start-up."""
         notices = []
         if not runtime.settings.mail_provider_list:
             notices.append(
                 "no e-mail provider is configured (HELPDESK_MAIL_PROVIDERS or "
                 "HELPDESK_SMTP_HOST): e-mails stay queued in the outbox until one is"
             )
-        return cls(default_schedule(runtime), notices=notices)
+        return cls(default_schedule(runtime, slugs=slugs), notices=notices)
 
     def start(self) -> None:
         plan = ", ".join(f"{job.name} every {_every(job.every_seconds)}" for job in self.jobs)
@@ -79,6 +98,8 @@ class Worker:
         return self._stop.is_set()
 
     def _loop(self, job: ScheduledJob) -> None:
+        if self._stop.wait(self._first_delay(job.every_seconds)):
+            return
         while not self._stop.is_set():
             began = time.monotonic()
             self.run_once(job)

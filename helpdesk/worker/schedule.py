@@ -6,7 +6,7 @@ Each entry runs one pass of a job over every workspace it works in, through the 
 run the same schedule, and a failure stays in its workspace.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +33,11 @@ class ScheduledJob:
     backlog: Callable[[Any], Mapping[str, int]] | None = None
 
 
-def _tickets_job(runtime: Runtime, job: Job[TicketsChanged], every: float) -> ScheduledJob:
+def _tickets_job(
+    runtime: Runtime, job: Job[TicketsChanged], every: float, slugs: Sequence[str] | None
+) -> ScheduledJob:
     def run(stopping: Stopping) -> JobReport[TicketsChanged]:
-        return run_each_workspace(runtime.sessions, job, stopping=stopping)
+        return run_each_workspace(runtime.sessions, job, slugs=slugs, stopping=stopping)
 
     def describe(report: JobReport[TicketsChanged]) -> str | None:
         changed = tickets_changed(report)
@@ -54,26 +56,32 @@ def _describe_retention(report: JobReport[Any]) -> str | None:
     return f"{removed} closed ticket(s) and audit event(s) removed" if removed else None
 
 
-def default_schedule(runtime: Runtime) -> list[ScheduledJob]:
+def default_schedule(runtime: Runtime, *, slugs: Sequence[str] | None = None) -> list[ScheduledJob]:
+    """Every job on its configured interval, over every workspace it works in, or only
+    ``slugs`` (`helpdesk worker --tenant`)."""
     settings = runtime.settings
     retention = retention_job()
     # For the life of the process: a provider that failed stays skipped across runs until its
     # cool-down ends, rather than failing once more at the start of every run.
     mail_health = provider_health(settings)
     return [
-        _tickets_job(runtime, ESCALATE, settings.escalate_every_seconds),
-        _tickets_job(runtime, AUTO_CLOSE, settings.auto_close_every_seconds),
+        _tickets_job(runtime, ESCALATE, settings.escalate_every_seconds, slugs),
+        _tickets_job(runtime, AUTO_CLOSE, settings.auto_close_every_seconds, slugs),
         ScheduledJob(
             "deliver",
             settings.deliver_every_seconds,
-            lambda stopping: delivery_pass(runtime, stopping=stopping, mail_health=mail_health),
+            lambda stopping: delivery_pass(
+                runtime, slugs=slugs, stopping=stopping, mail_health=mail_health
+            ),
             _describe_delivery,
             backlog=lambda result: result.backlog,
         ),
         ScheduledJob(
             retention.name,
             settings.retention_every_seconds,
-            lambda stopping: run_each_workspace(runtime.sessions, retention, stopping=stopping),
+            lambda stopping: run_each_workspace(
+                runtime.sessions, retention, slugs=slugs, stopping=stopping
+            ),
             _describe_retention,
         ),
     ]

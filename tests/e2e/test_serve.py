@@ -68,7 +68,16 @@ def _env(**values: str) -> dict[str, str]:
         if not key.startswith(("PYTEST_", "COV_CORE_", "COVERAGE_"))
         and key not in ("DATABASE_URL", "HELPDESK_DATABASE_URL")
     }
-    env.update(HELPDESK_PASSWORD_HASH_PROFILE="fast", PYTHONUNBUFFERED="1", **values)
+    # The scheduled jobs off unless a test turns them on: the database holds every workspace
+    # the test process has made, and working them all would only slow these tests down.
+    env.update(
+        {
+            "HELPDESK_PASSWORD_HASH_PROFILE": "fast",
+            "HELPDESK_WORKER": "false",
+            "PYTHONUNBUFFERED": "1",
+            **values,
+        }
+    )
     return env
 
 
@@ -294,7 +303,7 @@ def test_sigterm_does_not_wait_past_the_grace_for_a_stuck_request(
 
 def test_workers_share_the_embedded_server_the_command_started_and_stopped(home: Path) -> None:
     pgdata = home / "data" / "pgdata"
-    env = _env(HELPDESK_DATA_DIR=str(home / "data"))
+    env = _env(HELPDESK_DATA_DIR=str(home / "data"), HELPDESK_WORKER="true")
     with _serving(home, env, "--workers", "2") as served:
         assert len(_workers(served)) == 2, served.log()
         assert (pgdata / "postmaster.pid").exists()

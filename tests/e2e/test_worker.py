@@ -86,6 +86,11 @@ def test_a_served_app_escalates_an_unanswered_critical_ticket_by_itself(
             "open",
         )
 
+        # The outbox backlog appears once a delivery run has counted it.
+        _poll(
+            lambda: "helpdesk_outbox_backlog{" in http.get("/metrics").text,
+            "a delivery run has counted the backlog",
+        )
         metrics = http.get("/metrics").text
     runs = _samples(metrics, "helpdesk_job_runs_total")
     assert set(runs) == {"escalate", "auto-close", "deliver", "retention"}
@@ -117,7 +122,7 @@ def _free_port() -> int:
 
 
 def test_helpdesk_worker_runs_the_jobs_alone_and_stops_cleanly_on_sigterm(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, ws: Workspace
 ) -> None:
     port = _free_port()
     env = {
@@ -128,9 +133,13 @@ def test_helpdesk_worker_runs_the_jobs_alone_and_stops_cleanly_on_sigterm(
     }
     env.update(DATABASE_URL=database_url, HELPDESK_DELIVER_EVERY_SECONDS="1", PYTHONUNBUFFERED="1")
     output = tmp_path / "worker.out"
+    # Only the test's workspace: the worker's database holds every workspace this test
+    # process has made.
     command = [
         str(Path(sys.executable).with_name("helpdesk")),
         "worker",
+        "--tenant",
+        ws.slug,
         "--metrics-port",
         str(port),
     ]

@@ -104,7 +104,9 @@ def test_stopping_lets_the_workspace_under_way_finish_and_leaves_the_rest(
         return run.tenant.slug
 
     reports: list[JobReport[Any]] = []
-    worker = Worker([_scheduled(runtime, work, [first.slug, second.slug], reports)])
+    worker = Worker(
+        [_scheduled(runtime, work, [first.slug, second.slug], reports)], delay=lambda _: 0.0
+    )
     worker.start()
     assert inside.wait(WAIT), "the worker never reached the first workspace"
     stopped: list[bool] = []

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from helpdesk.worker.loop import first_delay
 from helpdesk.worker.stats import WorkerStats
 from tenants.jobs import JobReport, WorkspaceOutcome
 
@@ -48,3 +49,13 @@ def test_the_backlog_sums_the_last_count_of_each_workspace_visited(
     for outcomes in runs:
         stats.backlog_counted(outcomes)
     assert stats.backlog() == expected
+
+
+@pytest.mark.parametrize(
+    ("every", "draw", "delay"),
+    [(1, 0.5, 0.5), (60, 0.0, 0.0), (60, 0.99, 59.4), (86_400, 0.5, 150.0), (86_400, 1.0, 300.0)],
+)
+def test_the_first_run_waits_a_random_part_of_the_interval_up_to_five_minutes(
+    every: float, draw: float, delay: float
+) -> None:
+    assert first_delay(every, lambda: draw) == pytest.approx(delay)
