@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, Select, delete, func, or_, select, text, tuple_
+from sqlalchemy import CursorResult, Result, Select, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from auth.permissions import TicketScope
 from helpdesk.customers.models import Customer
-from helpdesk.tickets import live_state
 from helpdesk.tickets.models import Ticket, TicketTag
 from helpdesk.tickets.schemas import TicketFilters
 
@@ -46,13 +45,7 @@ def get_visible(
 
 
 def list_visible(
-    session: Session,
-    who: Visibility,
-    filters: TicketFilters,
-    *,
-    after_id: int | None,
-    limit: int,
-    now: datetime,
+    session: Session, who: Visibility, filters: TicketFilters, *, after_id: int | None, limit: int
 ) -> Sequence[Ticket]:
     query = visible(select(Ticket), who).order_by(Ticket.id).limit(limit)
     if after_id is not None:
@@ -74,44 +67,6 @@ def list_visible(
         query = query.where(Ticket.created_at >= filters.created_after)
     if filters.created_before:
         query = query.where(Ticket.created_at < filters.created_before)
-    query = _live_filters(query, filters, now)
-    return session.scalars(query).all()
-
-
-def _live_filters(query: Select[Ticket], filters: TicketFilters, now: datetime) -> Select[Ticket]:
-    """The filters on state that changes with time or assignment (``live_state``)."""
-    if filters.sla_breached is not None:
-        breached = live_state.breached_clause(now)
-        query = query.where(breached if filters.sla_breached else ~breached)
-    if filters.unassigned is not None:
-        unassigned = Ticket.assignee_id.is_(None)
-        query = query.where(unassigned if filters.unassigned else ~unassigned)
-    if filters.urgent is not None:
-        urgent = live_state.urgent_clause()
-        query = query.where(urgent if filters.urgent else ~urgent)
-    return query
-
-
-QueueKey = tuple[int, int, datetime, int]
-
-
-def queue(
-    session: Session, who: Visibility, *, after: QueueKey | None, limit: int
-) -> Sequence[Ticket]:
-    """The tickets ``who`` can work now, unassigned or theirs: urgent first, then the soonest
-    first-response target, then id; keyset-paged on that order."""
-    key = live_state.queue_key()
-    query = (
-        visible(select(Ticket), who)
-        .where(
-            Ticket.status.in_([s.value for s in live_state.WORKABLE_STATUSES]),
-            or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == who.user_id),
-        )
-        .order_by(*key)
-        .limit(limit)
-    )
-    if after is not None:
-        query = query.where(tuple_(*key) > tuple_(*after))
     return session.scalars(query).all()
 
 

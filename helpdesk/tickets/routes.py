@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth.permissions import Permission
-from helpdesk.core.pagination import Limit, decode_cursor, decode_key_cursor, id_page, key_page
+from helpdesk.core.pagination import Limit, decode_cursor, id_page
 from helpdesk.errors import error_responses
 from helpdesk.pipeline import AppRoute, RowId, Scope, require
 from helpdesk.tickets import service
@@ -61,19 +61,6 @@ async def list_my_tickets(scope: Reader, limit: Limit = 50, cursor: Cursor = Non
         service.list_mine, scope.caller, after_id=decode_cursor(cursor), limit=limit + 1
     )
     return await _audited_page(scope, views, limit)
-
-
-@router.get("/queue", responses=error_responses(401, 403, 422))
-async def ticket_queue(scope: Reader, limit: Limit = 50, cursor: Cursor = None) -> TicketPage:
-    """The caller's workable tickets (open or in progress, unassigned or assigned to them):
-    urgent first, then the soonest `sla_due_at`, then id."""
-    views = await scope.run(
-        service.list_queue, scope.caller, after=decode_key_cursor(cursor), limit=limit + 1
-    )
-    page, next_cursor = key_page(views, limit, service.queue_position)
-    items = [view.out() for view in page]
-    await scope.audit("ticket.list", "ticket", changes={"count": len(items)}, personal_data=True)
-    return TicketPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{ticket_id}", responses=error_responses(401, 403, 404, 422))

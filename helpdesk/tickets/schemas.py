@@ -108,10 +108,3 @@ class TicketFilters(RequestModel):
     q: str | None = Field(default=None, max_length=200)
     created_after: datetime | None = None
     created_before: datetime | None = None
-    sla_breached: bool | None = Field(
-        default=None, description="Breached now: the first-response target passed unanswered."
-    )
-    unassigned: bool | None = None
-    urgent: bool | None = Field(
-        default=None, description="Open or in progress, unassigned, high or critical."
-    )

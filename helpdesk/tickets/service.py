@@ -16,14 +16,13 @@ from audit.trail import Actor, record_event
 from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from helpdesk.core.input import MAX_ROW_ID
 from helpdesk.customers import repository as customers
 from helpdesk.customers.models import Customer
 from helpdesk.customers.schemas import CustomerRef
 from helpdesk.customers.service import customer_for_email
 from helpdesk.outbox.service import publish_event, queue_email
 from helpdesk.sla.service import due_at, load_settings
-from helpdesk.tickets import live_state, repository
+from helpdesk.tickets import repository
 from helpdesk.tickets.assignment import least_loaded_agent, may_work_tickets
 from helpdesk.tickets.models import Ticket
 from helpdesk.tickets.repository import Visibility
@@ -52,8 +51,6 @@ class TicketView:
     ticket: Ticket
     customer: Customer | None
     tags: list[str]
-    # As of when the view was made (live_state): not only what the escalation job stored.
-    sla_breached: bool
 
     def out(self) -> TicketOut:
         t = self.ticket
@@ -68,7 +65,7 @@ class TicketView:
             customer=CustomerRef.model_validate(self.customer) if self.customer else None,
             assignee_id=t.assignee_id,
             sla_due_at=t.sla_due_at,
-            sla_breached=self.sla_breached,
+            sla_breached=t.sla_breached,
             escalated=t.escalated,
             created_at=t.created_at,
             updated_at=t.updated_at,
@@ -79,20 +76,12 @@ def visibility(caller: Caller) -> Visibility:
     return Visibility(scope=caller.ticket_scope, user_id=caller.user_id, email=caller.email)
 
 
-def views(
-    session: Session, tickets: Sequence[Ticket], *, now: datetime | None = None
-) -> list[TicketView]:
-    now = now or datetime.now(UTC)
+def views(session: Session, tickets: Sequence[Ticket]) -> list[TicketView]:
     ids = [t.id for t in tickets]
     tags = repository.tags_for(session, ids)
     people = customers.by_ids(session, {t.customer_id for t in tickets if t.customer_id})
     return [
-        TicketView(
-            t,
-            people.get(t.customer_id) if t.customer_id else None,
-            tags[t.id],
-            live_state.is_breached(t, now),
-        )
+        TicketView(t, people.get(t.customer_id) if t.customer_id else None, tags[t.id])
         for t in tickets
     ]
 
@@ -158,7 +147,7 @@ def create_ticket(session: Session, caller: Caller, data: TicketIn) -> TicketVie
     session.flush()
     repository.replace_tags(session, ticket.id, data.tags)
     session.refresh(ticket)
-    view = TicketView(ticket, customer, data.tags, live_state.is_breached(ticket, now))
+    view = TicketView(ticket, customer, data.tags)
     publish_event(session, "ticket.created", _event_payload(view))
     queue_email(
         session,
@@ -182,44 +171,10 @@ def get_ticket(session: Session, caller: Caller, ticket_id: int) -> TicketView:
 def list_tickets(
     session: Session, caller: Caller, filters: TicketFilters, *, after_id: int | None, limit: int
 ) -> list[TicketView]:
-    now = datetime.now(UTC)
     rows = repository.list_visible(
-        session, visibility(caller), filters, after_id=after_id, limit=limit, now=now
+        session, visibility(caller), filters, after_id=after_id, limit=limit
     )
-    return views(session, rows, now=now)
-
-
-def list_queue(
-    session: Session, caller: Caller, *, after: str | None, limit: int
-) -> list[TicketView]:
-    """The caller's workable tickets (open or in progress, unassigned or theirs): urgent first,
-    then the soonest first-response target, then id. ``after`` is ``queue_position`` of the
-    last ticket of the previous page."""
-    key = _queue_key(after) if after is not None else None
-    rows = repository.queue(session, visibility(caller), after=key, limit=limit)
     return views(session, rows)
-
-
-def queue_position(view: TicketView) -> str:
-    """Where a ticket stands in the queue, as the next page's cursor holds it."""
-    rank, no_due, due, ticket_id = live_state.queue_key_of(view.ticket)
-    return f"{rank}|{no_due}|{due.isoformat()}|{ticket_id}"
-
-
-def _queue_key(position: str) -> repository.QueueKey:
-    try:
-        rank, no_due, due, ticket_id = position.split("|")
-        key = (int(rank), int(no_due), datetime.fromisoformat(due), int(ticket_id))
-    except ValueError:
-        key = None
-    if key is None or key[2].tzinfo is None or not 0 < key[3] <= MAX_ROW_ID:
-        raise InvalidInput(
-            "The cursor is not one this API issued.",
-            code="invalid_cursor",
-            field="cursor",
-            source="query",
-        )
-    return key
 
 
 def list_mine(
@@ -324,15 +279,13 @@ def change_tickets(
         diff = _apply(session, ticket, changes)
         if "status" in diff:
             ticket.status_changed_at = now
-            if ticket.status not in live_state.CLOCK_RUNNING:
-                live_state.record_breach_on_finish(ticket, now)
         if diff:
             ticket.updated_at = now
         diffs.append(diff)
     session.flush()
     changed = [
         TicketChange(view, diff)
-        for view, diff in zip(views(session, [t for t, _ in edits], now=now), diffs, strict=True)
+        for view, diff in zip(views(session, [t for t, _ in edits]), diffs, strict=True)
     ]
     for change in changed:
         if change.diff:

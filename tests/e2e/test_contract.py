@@ -196,7 +196,6 @@ def _seed_workspaces(
 LISTS: dict[str, tuple[str, Seed, str]] = {
     "tickets": ("/tickets", _seed_tickets, "id"),
     "mine": ("/tickets/mine", _seed_tickets, "id"),
-    "queue": ("/tickets/queue", _seed_tickets, "id"),
     "comments": ("/tickets/{ticket_id}/comments", _seed_comments, "id"),
     "customers": ("/customers", _seed_customers, "id"),
     "members": ("/members", _seed_members, "user_id"),

@@ -80,7 +80,6 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "POST /tickets":                               (201, 201, 403, 403, 201, 403, 403, 401, 201),
     "GET /tickets":                                (200, 200, 200, 403, 200, 200, 403, 401, 200),
     "GET /tickets/mine":                           (200, 200, 200, 403, 200, 200, 403, 401, 200),
-    "GET /tickets/queue":                          (200, 200, 200, 403, 200, 200, 403, 401, 200),
     "GET /tickets/{ticket_id}":                    (200, 200, 200, 403, 200, 200, 403, 401, 404),
     "PATCH /tickets/{ticket_id}":                  (200, 200, 403, 403, 403, 403, 403, 401, 404),
     "PATCH /tickets/{ticket_id} assign":           (200, 200, 403, 403, 403, 403, 403, 401, 404),
@@ -244,7 +243,6 @@ REQUESTS: dict[str, Callable[[Setup], Call]] = {
     ),
     "GET /tickets": lambda s: Call("/tickets"),
     "GET /tickets/mine": lambda s: Call("/tickets/mine"),
-    "GET /tickets/queue": lambda s: Call("/tickets/queue"),
     "GET /tickets/{ticket_id}": lambda s: Call(ticket(s.world.ticket_id)),
     "PATCH /tickets/{ticket_id}": lambda s: Call(
         ticket(s.world.ticket_id), {"title": "Printer on fire (edited)"}
