@@ -73,7 +73,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
 # Two worker processes (one per core you give the container; override the whole CMD to change
-# it). Pool sizes and rate limits apply per worker process. On SIGTERM (docker stop, Kubernetes)
+# it). Pool sizes and rate limits apply per worker process, and each runs the scheduled jobs
+# (escalation, auto-close, delivery, retention) unless `--no-worker` is added; the jobs' advisory
+# locks keep the two from working one workspace at once. On SIGTERM (docker stop, Kubernetes)
 # the server stops accepting and lets in-flight requests finish for up to
 # HELPDESK_SHUTDOWN_GRACE_SECONDS (20): give the runtime a longer bound before it kills
 # (`docker stop --time 30`; Kubernetes' terminationGracePeriodSeconds is 30 by default).

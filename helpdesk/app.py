@@ -1,5 +1,6 @@
 """The application factory."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from helpdesk.signin.routes import router as signin_router
 from helpdesk.sla.routes import router as settings_router
 from helpdesk.tickets.routes import router as tickets_router
 from helpdesk.webhooks.routes import router as webhooks_router
+from helpdesk.worker.loop import Worker
 from helpdesk.workspaces.routes import router as workspaces_router
 
 _WORKSPACE_REFUSALS = error_responses(
@@ -36,7 +38,9 @@ _WORKSPACE_REFUSALS = error_responses(
 )
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime, *, worker: bool = False) -> FastAPI:
+    """The app on ``runtime``. ``worker``: also run the scheduled jobs in this process while it
+    serves (the ASGI factory does, from settings; tests run jobs themselves, at chosen times)."""
     logging.getLogger("helpdesk").setLevel(logging.INFO)
 
     @asynccontextmanager
@@ -45,9 +49,20 @@ def create_app(runtime: Runtime) -> FastAPI:
         path = RequestPath.open(runtime)
         app.state.request_path = path
         app.state.metrics.watch(path)
+        jobs = Worker.for_runtime(runtime) if worker else None
+        app.state.worker = jobs
+        if jobs is not None:
+            app.state.metrics.watch_worker(jobs.stats)
+            jobs.start()
         try:
             yield
         finally:
+            # uvicorn runs this after the drain (SIGTERM: in-flight requests finished or the
+            # grace ran out). A job run under way finishes its current workspace, for at most
+            # the same grace; its threads are daemons, so nothing outlives the process.
+            if jobs is not None:
+                await asyncio.to_thread(jobs.stop, runtime.settings.shutdown_grace_seconds)
+                app.state.metrics.watch_worker(None)
             await path.close()
 
     app = FastAPI(

@@ -1,4 +1,5 @@
-"""Prometheus metrics for GET /metrics: requests by route and status, latency, the pool.
+"""Prometheus metrics for GET /metrics: requests by route and status, latency, the pool, and the
+in-process worker's jobs and outbox backlog.
 
 Each app has its own registry, so two apps in one process (the tests make many) never share or
 double-register series. Labels use the route template, never the path: a path names a ticket or
@@ -14,6 +15,7 @@ from sqlalchemy.pool import QueuePool
 
 from helpdesk.core.settings import Settings
 from helpdesk.runtime import RequestPath
+from helpdesk.worker.stats import WorkerStats
 
 UNMATCHED = "unmatched"
 
@@ -84,6 +86,60 @@ class _RequestPathCollector(Collector):
         )
 
 
+class _WorkerCollector(Collector):
+    """The worker of this process, as its jobs have recorded: runs, failures, the last run in
+    which nothing failed, each job's interval (so an alert can compare the two), and the outbox
+    backlog the delivery job last counted."""
+
+    def __init__(self, stats: WorkerStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = self._stats.jobs()
+        runs = CounterMetricFamily(
+            "helpdesk_job_runs", "Runs of each scheduled job in this process.", labels=["job"]
+        )
+        failures = CounterMetricFamily(
+            "helpdesk_job_failures",
+            "Workspaces whose run of the job failed, and runs that failed before reaching any.",
+            labels=["job"],
+        )
+        last_success = GaugeMetricFamily(
+            "helpdesk_job_last_success_timestamp_seconds",
+            "When the job last finished a run in which no workspace failed (Unix time).",
+            labels=["job"],
+        )
+        interval = GaugeMetricFamily(
+            "helpdesk_job_interval_seconds", "How often the job runs.", labels=["job"]
+        )
+        for name, counts in jobs.items():
+            runs.add_metric([name], counts.runs)
+            failures.add_metric([name], counts.failures)
+            interval.add_metric([name], counts.every_seconds)
+            if counts.last_success is not None:
+                last_success.add_metric([name], counts.last_success)
+        yield from (runs, failures, last_success, interval)
+        backlog = self._stats.backlog()
+        if backlog is None:
+            return
+        waiting = GaugeMetricFamily(
+            "helpdesk_outbox_backlog",
+            "Outbox messages waiting to be sent (not delivered, not given up), by kind, as the "
+            "delivery job last counted them.",
+            labels=["kind"],
+        )
+        for kind in sorted({"webhook", "email", *backlog}):
+            waiting.add_metric([kind], backlog.get(kind, 0))
+        yield waiting
+
+
+def worker_registry(stats: WorkerStats) -> CollectorRegistry:
+    """A registry of the worker's metrics alone, for `helpdesk worker --metrics-port`."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_WorkerCollector(stats))
+    return registry
+
+
 class Metrics:
     def __init__(self, settings: Settings) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -101,10 +157,21 @@ class Metrics:
         )
         self._path = _RequestPathCollector(settings)
         self.registry.register(self._path)
+        self._worker: _WorkerCollector | None = None
 
     def watch(self, path: RequestPath) -> None:
         """Report the request path the app opened for its event loop."""
         self._path.path = path
+
+    def watch_worker(self, stats: WorkerStats | None) -> None:
+        """Report the in-process worker's jobs, or (None) stop reporting them: an app whose
+        lifespan runs again starts a new worker."""
+        if self._worker is not None:
+            self.registry.unregister(self._worker)
+            self._worker = None
+        if stats is not None:
+            self._worker = _WorkerCollector(stats)
+            self.registry.register(self._worker)
 
     def observe(self, method: str, route: str | None, status: int, seconds: float) -> None:
         route = route or UNMATCHED

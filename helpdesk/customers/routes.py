@@ -43,12 +43,11 @@ async def get_customer(customer_id: RowId, scope: Reader) -> CustomerOut:
 )
 async def create_customer(body: CustomerIn, scope: Writer) -> CustomerOut:
     customer = await scope.run(service.create_customer, body)
+    changes = body.model_dump(mode="json", exclude_none=True)
+    if customer.phone is not None:
+        changes["phone"] = customer.phone  # as stored (E.164), not as typed
     await scope.audit(
-        "customer.create",
-        "customer",
-        customer.id,
-        changes=body.model_dump(mode="json", exclude_none=True),
-        personal_data=True,
+        "customer.create", "customer", customer.id, changes=changes, personal_data=True
     )
     return CustomerOut.model_validate(customer)
 

@@ -4,8 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from helpdesk.core.input import RequestModel
 
@@ -17,18 +16,9 @@ class CustomerTier(StrEnum):
     ENTERPRISE = "enterprise"
 
 
-def to_e164(value: str) -> str:
-    """Normalise a phone number to E.164; a number without a country code must start with +."""
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("a phone number needs a country code, e.g. +44 20 7946 0958") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-Phone = Annotated[str, Field(max_length=40), AfterValidator(to_e164)]
+# As written; the service reads it against the workspace's phone region and stores E.164
+# (customers/phones.py), since the region is a setting the schema cannot see.
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 Name = Annotated[str, Field(max_length=200)]
 
 

@@ -10,10 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit.gdpr import Subject
-from helpdesk.core.errors import Conflict, NotFound
+from helpdesk.core.errors import Conflict, InvalidInput, NotFound
 from helpdesk.customers import repository
 from helpdesk.customers.models import Customer
+from helpdesk.customers.phones import to_e164
 from helpdesk.customers.schemas import CustomerIn, CustomerPatch
+from helpdesk.sla.service import load_settings
 
 
 def _duplicate(email: str) -> Conflict:
@@ -31,10 +33,22 @@ def list_customers(session: Session, *, after_id: int | None, limit: int) -> Seq
     return repository.page(session, after_id=after_id, limit=limit)
 
 
+def phone_in_e164(session: Session, phone: str) -> str:
+    """``phone`` as the workspace reads it: E.164, a national number taken as dialled in the
+    workspace's phone region; an invalid one is a 422 on ``phone``."""
+    try:
+        return to_e164(phone, load_settings(session).phone_region)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="invalid_phone", field="phone") from exc
+
+
 def create_customer(session: Session, data: CustomerIn) -> Customer:
     if repository.by_email(session, str(data.email)) is not None:
         raise _duplicate(str(data.email))
-    customer = Customer(**data.model_dump(mode="json"))
+    fields = data.model_dump(mode="json")
+    if data.phone is not None:
+        fields["phone"] = phone_in_e164(session, data.phone)
+    customer = Customer(**fields)
     session.add(customer)
     try:
         with session.begin_nested():
@@ -50,6 +64,8 @@ def update_customer(
 ) -> tuple[Customer, dict[str, Any]]:
     customer = get_customer(session, customer_id)
     changes = patch.model_dump(mode="json", exclude_unset=True)
+    if changes.get("phone") is not None:
+        changes["phone"] = phone_in_e164(session, changes["phone"])
     new_email = changes.get("email")
     if new_email and new_email.lower() != customer.email.lower():
         other = repository.by_email(session, new_email)

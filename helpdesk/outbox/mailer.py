@@ -1,22 +1,21 @@
-"""Sending the outbox's e-mails over SMTP with the TLS mode and credentials from settings."""
+"""Composing the outbox's e-mails, and sending them through an SMTP relay with its TLS mode and
+credentials."""
 
 import smtplib
 import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from types import TracebackType
+from typing import Protocol
 
-from helpdesk.core.settings import Settings
-
-# Long enough for a slow relay to accept DATA, short enough that one dead relay does not hold a
-# whole batch (and its lease) for minutes.
-SMTP_TIMEOUT_SECONDS = 30.0
+from helpdesk.core.settings import SmtpProvider
 
 
 class MailError(Exception):
-    """One message was not accepted. ``permanent`` means retrying cannot help (the relay refused
-    the recipient outright); anything else (relay down, TLS or login trouble) is retried."""
+    """One message was not accepted. ``permanent`` means no provider can help (the recipient
+    was refused outright): it is neither retried nor handed to the next provider. Anything else
+    (provider down, timing out, TLS or login trouble, a 5xx) is the provider's failure: the next
+    provider is tried, and the message retried later if none took it."""
 
     def __init__(self, detail: str, *, permanent: bool = False, code: int | None = None) -> None:
         super().__init__(detail)
@@ -25,28 +24,48 @@ class MailError(Exception):
         self.code = code
 
 
-class Mailer:
+class MailSender(Protocol):
+    """One provider, connected for one delivery run."""
+
+    name: str
+    timeout_seconds: float
+
+    def send(self, message: EmailMessage) -> int:
+        """Hand ``message`` over; return the provider's success code (250, 200), or raise
+        MailError."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def compose(
+    *, mail_from: str, to: str, subject: str, body: str, event: str, date: datetime
+) -> EmailMessage:
+    """The notification as every provider sends it. Raises ValueError on a header the email
+    package refuses (a line break in it, say)."""
+    _, address = parseaddr(mail_from)
+    message = EmailMessage()
+    message["From"] = mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date)
+    # make_msgid() without a domain asks the resolver for this host's name on every message.
+    message["Message-ID"] = make_msgid(domain=address.rpartition("@")[2] or "localhost")
+    # RFC 3834: out-of-office robots must not answer a notification.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Helpdesk-Event"] = event
+    message.set_content(body)
+    return message
+
+
+class SmtpSender:
     """One SMTP connection, opened on the first message and reused for the rest of a run."""
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.smtp_host:
-            raise ValueError("the mailer needs HELPDESK_SMTP_HOST")
-        self.settings = settings
+    def __init__(self, config: SmtpProvider) -> None:
+        self.config = config
+        self.name = config.name
+        self.timeout_seconds = config.timeout_seconds
         self._smtp: smtplib.SMTP | None = None
-        _, address = parseaddr(settings.mail_from)
-        # make_msgid() without a domain asks the resolver for this host's name on every message.
-        self._msgid_domain = address.rpartition("@")[2] or "localhost"
-
-    def __enter__(self) -> "Mailer":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -58,48 +77,29 @@ class Mailer:
             smtp.close()  # the relay went away first; nothing is left to say goodbye to
 
     def _connect(self) -> smtplib.SMTP:
-        s = self.settings
-        host = s.smtp_host or ""
+        c = self.config
         context = ssl.create_default_context()
         smtp: smtplib.SMTP
-        if s.smtp_tls == "ssl":
-            smtp = smtplib.SMTP_SSL(
-                host, s.smtp_port, timeout=SMTP_TIMEOUT_SECONDS, context=context
-            )
+        if c.tls == "ssl":
+            smtp = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_seconds, context=context)
         else:
-            smtp = smtplib.SMTP(host, s.smtp_port, timeout=SMTP_TIMEOUT_SECONDS)
+            smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout_seconds)
         try:
             smtp.ehlo()
-            if s.smtp_tls == "starttls":
+            if c.tls == "starttls":
                 # Raises SMTPNotSupportedError when the relay does not offer STARTTLS: credentials
                 # and customer mail are never sent in clear because a relay was misconfigured.
                 smtp.starttls(context=context)
                 smtp.ehlo()
-            if s.smtp_username:
-                password = s.smtp_password.get_secret_value() if s.smtp_password else ""
-                smtp.login(s.smtp_username, password)
+            if c.username:
+                password = c.password.get_secret_value() if c.password else ""
+                smtp.login(c.username, password)
         except BaseException:
             smtp.close()
             raise
         return smtp
 
-    def message(
-        self, *, to: str, subject: str, body: str, event: str, date: datetime
-    ) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self.settings.mail_from
-        message["To"] = to
-        message["Subject"] = subject
-        message["Date"] = format_datetime(date)
-        message["Message-ID"] = make_msgid(domain=self._msgid_domain)
-        # RFC 3834: out-of-office robots must not answer a notification.
-        message["Auto-Submitted"] = "auto-generated"
-        message["X-Helpdesk-Event"] = event
-        message.set_content(body)
-        return message
-
-    def send(self, message: EmailMessage) -> None:
-        """Send one message; raise MailError when the relay did not take it."""
+    def send(self, message: EmailMessage) -> int:
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
@@ -121,6 +121,7 @@ class Mailer:
             # OSError covers refused connections, time-outs and TLS failures (ssl.SSLError).
             self._drop()
             raise MailError(f"{type(exc).__name__}: {exc}") from exc
+        return 250
 
     def _drop(self) -> None:
         """Forget a connection in an unknown state; the next message opens a fresh one."""

@@ -46,6 +46,9 @@ class OutboxMessage(TenantBase):
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The e-mail provider (its name in HELPDESK_MAIL_PROVIDERS) that took the message. Last, as
+    # migration t0006 added it, so provisioned and migrated schemas have one column order.
+    provider: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeliveryAttempt(TenantBase):

@@ -38,8 +38,9 @@ def queue_email(session: Session, *, event: str, to: str, subject: str, body: st
 
 # --- GDPR: this domain's part of a subject's export and erasure --------------------------------
 
+# provider: which e-mail service processed the message, which a subject may ask about.
 _MESSAGE_DOCS = text(
-    "SELECT id, kind, event, recipient, payload, created_at, delivered_at, failed_at"
+    "SELECT id, kind, event, recipient, payload, created_at, delivered_at, failed_at, provider"
     " FROM outbox WHERE lower(recipient) = :email ORDER BY id"
 )
 _MESSAGES_ABOUT = text(

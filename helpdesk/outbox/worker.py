@@ -1,4 +1,5 @@
-"""The delivery worker: sends due outbox messages (webhooks over HTTP, e-mails over SMTP).
+"""The delivery worker: sends due outbox messages (webhooks over HTTP; e-mails through the
+configured providers in order, SMTP relays or an HTTP e-mail API, see ``mail_providers``).
 
 Delivery is a job of the one per-workspace runner (``tenants.jobs``): each active workspace in
 turn, under its own schema and role and its delivery lock, so a second worker skips a workspace
@@ -30,11 +31,12 @@ from functools import partial
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.core.settings import Settings
-from helpdesk.outbox.mailer import SMTP_TIMEOUT_SECONDS, Mailer, MailError
+from helpdesk.outbox.mail_providers import MailProviders, ProviderHealth, sender_for
+from helpdesk.outbox.mailer import MailError, compose
 from helpdesk.outbox.models import DeliveryAttempt, OutboxMessage
 from helpdesk.runtime import Runtime
 from helpdesk.webhooks.addresses import resolved_address_problem
@@ -84,6 +86,7 @@ class Result:
     attempted_at: datetime
     status_code: int | None = None
     error: str | None = None
+    provider: str | None = None  # the e-mail provider that took the message
 
 
 @dataclass(slots=True)
@@ -96,6 +99,9 @@ class DeliveryReport:
     retrying: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # Messages still waiting after the run (neither delivered nor given up), by kind: e-mails
+    # with no provider configured included.
+    backlog: dict[str, int] = field(default_factory=dict)
 
     def count(self, outcome: Outcome, *, gave_up: bool) -> None:
         if outcome == Outcome.DELIVERED:
@@ -119,6 +125,8 @@ class DeliveryReport:
             total.delivered += part.delivered
             total.retrying += part.retrying
             total.failed += part.failed
+            for kind, count in part.backlog.items():
+                total.backlog[kind] = total.backlog.get(kind, 0) + count
         return total
 
     def summary(self) -> str:
@@ -158,29 +166,56 @@ def deliver_all(
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
     max_batches: int = MAX_BATCHES,
+    mail_health: ProviderHealth | None = None,
 ) -> DeliveryReport:
     """One pass over every active workspace (or only ``slugs``): send what is due, record it.
 
     ``now`` fixes the clock for the whole pass (tests, replays); by default each step reads the
     wall clock. Suspended and deleting workspaces are skipped: their messages wait, not fail.
     A database error in one workspace is reported and does not stop the others.
+    ``mail_health`` carries the e-mail providers' cool-downs from pass to pass; without it the
+    pass starts with every provider available.
     """
-    with _http_client(runtime) as http, _mailer(runtime) as mailer:
-        job = delivery_job(runtime.settings, http=http, mailer=mailer, max_batches=max_batches)
-        run = run_each_workspace(runtime.sessions, job, slugs=slugs, now=now, batch_size=batch_size)
+    run = delivery_pass(
+        runtime,
+        slugs=slugs,
+        now=now,
+        batch_size=batch_size,
+        max_batches=max_batches,
+        mail_health=mail_health,
+    )
     return DeliveryReport.total(run)
+
+
+def delivery_pass(
+    runtime: Runtime,
+    *,
+    slugs: Sequence[str] | None = None,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    max_batches: int = MAX_BATCHES,
+    stopping: Callable[[], bool] = lambda: False,
+    mail_health: ProviderHealth | None = None,
+) -> JobReport[DeliveryReport]:
+    """``deliver_all``'s pass, each workspace's outcome kept: the in-process worker's run."""
+    health = mail_health or provider_health(runtime.settings)
+    with _http_client(runtime) as http, _mail_providers(runtime, health) as mail:
+        job = delivery_job(runtime.settings, http=http, mail=mail, max_batches=max_batches)
+        return run_each_workspace(
+            runtime.sessions, job, slugs=slugs, now=now, batch_size=batch_size, stopping=stopping
+        )
 
 
 def delivery_job(
     settings: Settings,
     *,
     http: httpx.Client,
-    mailer: Mailer | None,
+    mail: MailProviders | None,
     max_batches: int = MAX_BATCHES,
 ) -> Job[DeliveryReport]:
-    """The delivery job for the runner, with the pass's clients (``mailer=None``: no SMTP relay
-    is configured, and e-mails wait in the outbox rather than fail)."""
-    work = partial(deliver, settings=settings, http=http, mailer=mailer, max_batches=max_batches)
+    """The delivery job for the runner, with the pass's clients (``mail=None``: no e-mail
+    provider is configured, and e-mails wait in the outbox rather than fail)."""
+    work = partial(deliver, settings=settings, http=http, mail=mail, max_batches=max_batches)
     return Job(DELIVERY_JOB, LockKey.DELIVERY, work, BATCH_SIZE)
 
 
@@ -189,27 +224,40 @@ def deliver(
     *,
     settings: Settings,
     http: httpx.Client,
-    mailer: Mailer | None,
+    mail: MailProviders | None,
     max_batches: int,
 ) -> DeliveryReport:
     """Send one workspace's due messages, at most ``max_batches`` batches of ``run.batch_size``,
     so one workspace's backlog cannot starve the others; the rest waits for the next pass."""
-    # Without an SMTP relay e-mails stay queued until one is configured; they are not failed.
-    kinds = ("webhook", "email") if mailer is not None else ("webhook",)
-    per_message = max(settings.webhook_timeout_seconds, SMTP_TIMEOUT_SECONDS)
+    # Without a provider e-mails stay queued until one is configured; they are not failed.
+    kinds = ("webhook", "email") if mail is not None else ("webhook",)
+    mail_seconds = mail.timeout_seconds if mail is not None else 0.0
+    per_message = max(settings.webhook_timeout_seconds, mail_seconds)
     allow_private = settings.webhook_allow_private_addresses
     report = DeliveryReport(tenants=1)
 
     def batch(_after: int) -> list[int]:
         # Due order, not id order: a claimed row's lease moves it out of the next claim anyway.
         claimed = _claim(run, run.clock(), kinds=kinds, per_message_seconds=per_message)
-        results = [_send(message, http, mailer, run.clock, allow_private) for message in claimed]
+        results = [_send(message, http, mail, run.clock, allow_private) for message in claimed]
         for result, gave_up in _record(run, settings, results, run.clock()):
             report.count(result.outcome, gave_up=gave_up)
         return [message.id for message in claimed]
 
     run.batches(batch, max_batches=max_batches)
+    report.backlog = _backlog(run)
     return report
+
+
+def _backlog(run: WorkspaceRun) -> dict[str, int]:
+    # In the run's own transaction: read committed, so it sees what the batches recorded. The
+    # partial index ix_outbox_due holds exactly these rows.
+    rows = run.session.execute(
+        select(OutboxMessage.kind, func.count())
+        .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None))
+        .group_by(OutboxMessage.kind)
+    ).all()
+    return {str(kind): int(count) for kind, count in rows}
 
 
 def run_worker(
@@ -221,9 +269,10 @@ def run_worker(
 ) -> None:
     """Deliver every ``interval_seconds`` until ``stop`` is set: the in-process worker (run it in
     a thread) and the body of ``helpdesk jobs deliver-webhooks --loop``."""
+    health = provider_health(runtime.settings)
     while True:
         try:
-            report = deliver_all(runtime, slugs=slugs)
+            report = deliver_all(runtime, slugs=slugs, mail_health=health)
         except SQLAlchemyError:
             # The database is unreachable for now; the next pass tries again.
             log.exception("delivery pass failed")
@@ -243,8 +292,18 @@ def _http_client(runtime: Runtime) -> httpx.Client:
     )
 
 
-def _mailer(runtime: Runtime) -> Mailer | nullcontext[None]:
-    return Mailer(runtime.settings) if runtime.settings.smtp_host else nullcontext()
+def provider_health(settings: Settings) -> ProviderHealth:
+    """Fresh circuit breakers for the configured e-mail providers."""
+    return ProviderHealth(timedelta(seconds=settings.mail_provider_cooldown_seconds))
+
+
+def _mail_providers(runtime: Runtime, health: ProviderHealth) -> MailProviders | nullcontext[None]:
+    configs = runtime.settings.mail_provider_list
+    if not configs:
+        return nullcontext()
+    return MailProviders(
+        [sender_for(config) for config in configs], health, mail_from=runtime.settings.mail_from
+    )
 
 
 def _claim(
@@ -284,15 +343,19 @@ def _claim(
 
 
 def _send(
-    message: Claimed, http: httpx.Client, mailer: Mailer | None, clock: Clock, allow_private: bool
+    message: Claimed,
+    http: httpx.Client,
+    mail: MailProviders | None,
+    clock: Clock,
+    allow_private: bool,
 ) -> Result:
     if message.kind == "webhook":
         url = message.webhook_url
         if url and not allow_private and (problem := resolved_address_problem(url)):
             return Result(message.id, Outcome.GIVE_UP, clock(), error=problem)
         return _post_webhook(message, http, clock())
-    if message.kind == "email" and mailer is not None:
-        return _send_email(message, mailer, clock())
+    if message.kind == "email" and mail is not None:
+        return _send_email(message, mail, clock())
     return Result(message.id, Outcome.GIVE_UP, clock(), error=f"unknown kind {message.kind!r}")
 
 
@@ -324,11 +387,12 @@ def _post_webhook(message: Claimed, http: httpx.Client, at: datetime) -> Result:
     return Result(message.id, outcome, at, status_code=code, error=f"HTTP {code}")
 
 
-def _send_email(message: Claimed, mailer: Mailer, at: datetime) -> Result:
+def _send_email(message: Claimed, mail: MailProviders, at: datetime) -> Result:
     if not message.recipient:
         return Result(message.id, Outcome.GIVE_UP, at, error="no recipient")
     try:
-        email = mailer.message(
+        email = compose(
+            mail_from=mail.mail_from,
             to=message.recipient,
             subject=str(message.payload.get("subject", "")),
             body=str(message.payload.get("body", "")),
@@ -338,11 +402,11 @@ def _send_email(message: Claimed, mailer: Mailer, at: datetime) -> Result:
     except ValueError as exc:  # a header the email package refuses (e.g. a line break)
         return Result(message.id, Outcome.GIVE_UP, at, error=f"unsendable message: {exc}")
     try:
-        mailer.send(email)
+        provider, code = mail.send(email, at)
     except MailError as exc:
         outcome = Outcome.GIVE_UP if exc.permanent else Outcome.RETRY
         return Result(message.id, outcome, at, status_code=exc.code, error=exc.detail)
-    return Result(message.id, Outcome.DELIVERED, at, status_code=250)
+    return Result(message.id, Outcome.DELIVERED, at, status_code=code, provider=provider)
 
 
 def _record(
@@ -373,6 +437,7 @@ def _record(
             gave_up = False
             if result.outcome == Outcome.DELIVERED:
                 message.delivered_at = now
+                message.provider = result.provider
             elif (
                 result.outcome == Outcome.GIVE_UP
                 or message.attempts >= settings.delivery_max_attempts

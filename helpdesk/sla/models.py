@@ -1,4 +1,5 @@
-"""Per-workspace settings that drive SLA, assignment and the ticket jobs (one row)."""
+"""Per-workspace settings that drive SLA, assignment, the ticket jobs and phone numbers (one
+row)."""
 
 from datetime import datetime, time
 from typing import Any
@@ -40,3 +41,6 @@ class WorkspaceSettings(TenantBase):
     auto_assign_min_priority: Mapped[str] = mapped_column(String(16), server_default="low")
     auto_close_days: Mapped[int] = mapped_column(Integer, server_default=text("7"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Where a phone number written without a country code is dialled (ISO 3166-1 alpha-2).
+    # After updated_at, as migration t0007 added it.
+    phone_region: Mapped[str] = mapped_column(String(2), server_default="US")

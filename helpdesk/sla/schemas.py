@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from helpdesk.core.input import RequestModel
+from helpdesk.customers.phones import is_region
 from helpdesk.customers.schemas import CustomerTier
 from helpdesk.tickets.schemas import TicketPriority
 
@@ -61,6 +62,16 @@ class PolicyCell(RequestModel):
     resolution_hours: SlaHours | None = None
 
 
+def _phone_region(code: str) -> str:
+    code = code.upper()
+    if not is_region(code):
+        raise ValueError(
+            f"{code!r} is not a region phone numbers are dialled in: give a two-letter ISO 3166 "
+            "country code such as 'US' or 'GB'"
+        )
+    return code
+
+
 class WorkspaceSettingsIn(RequestModel):
     """The new settings. A field left out keeps its current value."""
 
@@ -91,6 +102,19 @@ class WorkspaceSettingsIn(RequestModel):
     auto_close_days: (
         Annotated[int, Field(ge=0, le=3650, description="0 turns auto-close off.")] | None
     ) = None
+    phone_region: (
+        Annotated[
+            str,
+            Field(
+                min_length=2,
+                max_length=2,
+                description="Where a customer's phone number written without a country code "
+                "is dialled: a two-letter ISO 3166 code (default US).",
+            ),
+            AfterValidator(_phone_region),
+        ]
+        | None
+    ) = None
 
 
 class TargetHours(BaseModel):
@@ -116,4 +140,5 @@ class WorkspaceSettingsOut(BaseModel):
     auto_assign: bool
     auto_assign_min_priority: TicketPriority
     auto_close_days: int
+    phone_region: str
     updated_at: datetime | None = None

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from helpdesk.core.errors import InvalidInput
+from helpdesk.customers.phones import DEFAULT_REGION
 from helpdesk.sla.models import WorkspaceSettings
 from helpdesk.sla.policy import longest_hours
 
@@ -32,6 +33,7 @@ DEFAULT_SETTINGS: dict[str, object] = {
     "auto_assign": False,
     "auto_assign_min_priority": "low",
     "auto_close_days": 7,
+    "phone_region": DEFAULT_REGION,
 }
 
 

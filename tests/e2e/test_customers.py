@@ -1,4 +1,5 @@
-"""Customers over HTTP: validation, E.164 phones, case-insensitive uniqueness."""
+"""Customers over HTTP: validation, E.164 phones (national numbers read in the workspace's
+phone region), case-insensitive uniqueness."""
 
 from typing import Any
 
@@ -128,3 +129,58 @@ def test_a_ticket_naming_a_new_email_creates_the_customer_once(
     # An explicit create for that email now clashes with the record the ticket made.
     clash = client.post(CUSTOMERS, json={"email": "NEW.PERSON@example.com"}, headers=agent)
     assert (clash.status_code, clash.json()["code"]) == (409, "duplicate_email")
+
+
+@pytest.mark.parametrize(
+    ("region", "written", "stored"),
+    [
+        # (the workspace's phone region, the number as sent, as stored); None: refused.
+        (None, "(201) 555-0123", "+12015550123"),  # the default region is US
+        (None, "201-555-0123", "+12015550123"),
+        (None, "+44 20 7946 0958", "+442079460958"),  # a country code overrides the region
+        (None, "020 7946 0958", None),  # a UK national number is not a US one
+        ("GB", "020 7946 0958", "+442079460958"),
+        ("gb", "+1 (201) 555-0123", "+12015550123"),
+        ("DE", "030 123456", "+4930123456"),
+        (None, "12345", None),
+        (None, "call me", None),
+    ],
+)
+def test_phone_numbers_are_read_in_the_workspaces_region_and_stored_in_e164(
+    client: TestClient,
+    admin: dict[str, str],
+    agent: dict[str, str],
+    region: str | None,
+    written: str,
+    stored: str | None,
+) -> None:
+    if region is not None:
+        saved = client.put("/api/v1/settings", json={"phone_region": region}, headers=admin)
+        assert (saved.status_code, saved.json()["phone_region"]) == (200, region.upper())
+    body = {"email": "caller@example.com", "name": "Caller", "phone": written}
+    created = client.post(CUSTOMERS, json=body, headers=agent)
+    if stored is None:
+        assert created.status_code == 422, created.text
+        [error] = created.json()["detail"]
+        assert (error["loc"], error["type"]) == (["body", "phone"], "invalid_phone")
+        assert error["msg"].startswith("This is not a")
+        assert "country code" in error["msg"]
+        assert written not in created.text  # personal data is not echoed
+        return
+    assert created.status_code == 201, created.text
+    assert created.json()["phone"] == stored
+
+
+def test_a_patched_phone_is_read_in_the_region_and_a_bad_one_changes_nothing(
+    client: TestClient, agent: dict[str, str]
+) -> None:
+    created = client.post(CUSTOMERS, json={"email": "pat@example.com"}, headers=agent).json()
+    url = f"{CUSTOMERS}/{created['id']}"
+    patched = client.patch(url, json={"phone": "(201) 555-0123"}, headers=agent)
+    assert (patched.status_code, patched.json()["phone"]) == (200, "+12015550123")
+    refused = client.patch(url, json={"phone": "555", "name": "Pat"}, headers=agent)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_phone")
+    shown = client.get(url, headers=agent).json()
+    assert (shown["phone"], shown["name"]) == ("+12015550123", "")
+    cleared = client.patch(url, json={"phone": None}, headers=agent)
+    assert (cleared.status_code, cleared.json()["phone"]) == (200, None)

@@ -203,6 +203,8 @@ def test_the_export_holds_everything_about_the_subject(
     comments = {c["body"]: c["by_subject"] for c in export["comments"]}
     assert comments == {"Any news? My order ref is 42.": True, "Refund issued.": False}
     assert {m["recipient"] for m in export["messages"]} == {email}
+    # Which e-mail service handled each (none yet: nothing was sent in this test).
+    assert {m["provider"] for m in export["messages"]} == {None}
     actions = {e["action"] for e in export["audit_events"]}
     assert {"ticket.create", "comment.create", "customer.update", "customer.read"} <= actions
 

@@ -68,7 +68,16 @@ def _env(**values: str) -> dict[str, str]:
         if not key.startswith(("PYTEST_", "COV_CORE_", "COVERAGE_"))
         and key not in ("DATABASE_URL", "HELPDESK_DATABASE_URL")
     }
-    env.update(HELPDESK_PASSWORD_HASH_PROFILE="fast", PYTHONUNBUFFERED="1", **values)
+    # The scheduled jobs off unless a test turns them on: the database holds every workspace
+    # the test process has made, and working them all would only slow these tests down.
+    env.update(
+        {
+            "HELPDESK_PASSWORD_HASH_PROFILE": "fast",
+            "HELPDESK_WORKER": "false",
+            "PYTHONUNBUFFERED": "1",
+            **values,
+        }
+    )
     return env
 
 
@@ -282,8 +291,9 @@ def test_sigterm_does_not_wait_past_the_grace_for_a_stuck_request(
         HELPDESK_DATA_DIR=str(home / "data"),
         HELPDESK_SHUTDOWN_GRACE_SECONDS="1",
     )
-    with _serving(home, env, "--workers", "2") as served:
+    with _serving(home, env, "--workers", "2", "--no-worker") as served:
         workers = _workers(served)
+        assert "scheduled jobs off" in served.log(), served.log()
         with (
             ThreadPoolExecutor(max_workers=1) as pool,
             _tickets_locked(owner_database_url, ws) as lock,
@@ -299,14 +309,19 @@ def test_sigterm_does_not_wait_past_the_grace_for_a_stuck_request(
             except httpx.TransportError:
                 status = None
             assert status != 200
+    assert "worker started" not in served.log()
 
 
 def test_workers_share_the_embedded_server_the_command_started_and_stopped(home: Path) -> None:
     pgdata = home / "data" / "pgdata"
-    env = _env(HELPDESK_DATA_DIR=str(home / "data"))
+    env = _env(HELPDESK_DATA_DIR=str(home / "data"), HELPDESK_WORKER="true")
     with _serving(home, env, "--workers", "2") as served:
         assert len(_workers(served)) == 2, served.log()
         assert (pgdata / "postmaster.pid").exists()
+        # As `make run` does: each process starts the scheduled jobs and says so.
+        _wait_for(lambda: served.log().count("worker started") == 2, "both workers start", served)
+        assert "no e-mail provider is configured" in served.log()
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=STEP_TIMEOUT_SECONDS) == 0, served.log()
     assert not (pgdata / "postmaster.pid").exists(), "SIGTERM left the embedded server running"
+    assert served.log().count("worker stopped") == 2, served.log()

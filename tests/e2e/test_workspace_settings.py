@@ -38,6 +38,7 @@ def test_a_new_workspace_has_the_product_defaults(
         "auto_assign": False,
         "auto_assign_min_priority": "low",
         "auto_close_days": 7,
+        "phone_region": "US",
     }
 
 
@@ -75,6 +76,8 @@ def test_business_hours_are_served_and_accepted_as_the_document_describes_them(
         ({"business_start": "18:00", "business_end": "17:00"}, "business_end"),
         ({"business_start": "25:00"}, "business_start"),
         ({"auto_asign": True}, "auto_asign"),
+        ({"phone_region": "XX"}, "phone_region"),
+        ({"phone_region": "USA"}, "phone_region"),
     ],
 )
 def test_bad_settings_are_a_422_naming_the_field_and_change_nothing(

@@ -99,7 +99,7 @@ def real_jobs(runtime: Runtime, http: httpx.Client) -> dict[str, Job[Any]]:
         "escalate": ticket_jobs.ESCALATE,
         "auto-close": ticket_jobs.AUTO_CLOSE,
         "retention": retention_job(),
-        "delivery": delivery_job(runtime.settings, http=http, mailer=None),
+        "delivery": delivery_job(runtime.settings, http=http, mail=None),
     }
 
 
@@ -162,6 +162,24 @@ def test_a_failure_stays_in_its_workspace_and_keeps_the_batches_already_done(
     # The committed batch stays; the run's own transaction rolled back with the failure.
     assert _titles(runtime, broken) == _titles(runtime, invalid) == ["batch"]
     assert _titles(runtime, fine) == ["batch", "run"]
+
+
+def test_an_unexpected_error_in_one_workspace_is_reported_and_the_next_is_still_worked(
+    runtime: Runtime, factory: Factory
+) -> None:
+    buggy, fine = factory.workspace(), factory.workspace()
+
+    def work(run: WorkspaceRun) -> str:
+        if run.tenant.slug == buggy.slug:
+            raise KeyError("a bug, not a row the rules refuse")
+        return name_the_workspace(run)
+
+    job: Job[str] = Job("buggy", LockKey.ESCALATION, work, batch_size=1)
+    report = run_each_workspace(runtime.sessions, job, slugs=[buggy.slug, fine.slug])
+    assert [(o.slug, o.result, o.error) for o in report.workspaces] == [
+        (buggy.slug, None, "unexpected error: KeyError"),
+        (fine.slug, f"worked {fine.slug}", None),
+    ]
 
 
 def test_a_job_works_a_suspended_workspace_only_when_it_says_so(

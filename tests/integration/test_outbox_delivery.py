@@ -5,19 +5,15 @@ the wall clock. Every pass names its workspace, so other tests' outboxes are lef
 """
 
 import dataclasses
-import email.parser
-import email.policy
 import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from pytest_httpserver import HTTPServer
@@ -30,6 +26,7 @@ from helpdesk.outbox.worker import DeliveryReport, deliver_all, retry_delay, run
 from helpdesk.runtime import Runtime
 from helpdesk.sla.models import WorkspaceSettings
 from tests.support.factories import Factory, Workspace
+from tests.support.smtp import Inbox
 
 pytestmark = pytest.mark.integration
 
@@ -376,39 +373,6 @@ def test_the_in_process_worker_delivers_until_told_to_stop(
 # --- e-mail --------------------------------------------------------------------------------
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps what it accepts; ``refuse`` makes it reject recipients."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-        self.refuse: set[str] = set()
-        self.logins: list[tuple[bytes, bytes]] = []
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address in self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def authenticate(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        # handled=False: aiosmtpd then answers the refusal (535) itself.
-        return AuthResult(success=data.password == b"relay-password", handled=False)
-
-    def messages(self) -> list[EmailMessage]:
-        parse = email.parser.BytesParser(_class=EmailMessage, policy=email.policy.default)
-        return [parse.parsebytes(e.original_content or b"") for e in self.envelopes]
-
-
 SmtpServer = Callable[..., tuple[Inbox, int]]
 
 
@@ -561,7 +525,8 @@ def test_mail_waits_while_the_relay_is_down_and_goes_out_later(
     assert (row.attempts, row.next_attempt_at) == (1, t0 + timedelta(seconds=30))
     [(code, error)] = _attempts(runtime, ws, row.id)
     assert code is None
-    assert error.startswith("ConnectionRefusedError")
+    # The single-relay settings are one provider, named "smtp".
+    assert error.startswith("smtp: ConnectionRefusedError")
 
     inbox, _ = smtp_server(port)
     later = deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(seconds=30))
@@ -649,7 +614,7 @@ def test_a_recipient_the_relay_refuses_outright_is_not_retried(
     assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 0, 1)
     row = _only(runtime, ws, "email")
     assert (row.attempts, row.failed_at) == (1, t0)
-    assert _attempts(runtime, ws, row.id) == [(550, "recipient refused (550)")]
+    assert _attempts(runtime, ws, row.id) == [(550, "smtp: recipient refused (550)")]
 
 
 def test_without_an_smtp_host_mail_waits_in_the_outbox(

@@ -55,6 +55,10 @@ def _phone(n: int) -> list[Any]:
     return ["+4930" + "1" * (n - 5), "+49 30 " + "1 " * n]
 
 
+def _regions(n: int) -> list[Any]:
+    return ["U" * n, "us" + "s" * (n - 2)]
+
+
 def _weekdays(n: int) -> list[Any]:
     return ["1" * n, "1234567" * 3]
 
@@ -89,6 +93,10 @@ STORED: dict[tuple[type[BaseModel], str], tuple[Column[Any], Maker]] = {
     (WorkspaceSettingsIn, "business_days"): (
         WorkspaceSettings.__table__.c.business_days,
         _weekdays,
+    ),
+    (WorkspaceSettingsIn, "phone_region"): (
+        WorkspaceSettings.__table__.c.phone_region,
+        _regions,
     ),
     (WebhookIn, "url"): (Webhook.__table__.c.url, _url),
     (WebhookIn, "secret"): (Webhook.__table__.c.secret, _plain),

@@ -1,0 +1,87 @@
+"""Which jobs the worker runs and how often: escalation and auto-close every minute, delivery
+every five seconds, retention daily by default (``HELPDESK_*_EVERY_SECONDS``).
+
+Each entry runs one pass of a job over every workspace it works in, through the one runner
+(``tenants.jobs``): each workspace under the job's advisory lock, so any number of processes may
+run the same schedule, and a failure stays in its workspace.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from helpdesk.compliance.service import retention_job
+from helpdesk.outbox.worker import DeliveryReport, delivery_pass, provider_health
+from helpdesk.runtime import Runtime
+from helpdesk.sla.jobs import AUTO_CLOSE, ESCALATE, TicketsChanged, tickets_changed
+from tenants.jobs import Job, JobReport, run_each_workspace
+
+# Asked before each workspace: true once the worker is stopping.
+Stopping = Callable[[], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    """A job the worker runs every ``every_seconds``: ``run`` makes one pass; ``describe``
+    says what a pass did, or None when it did nothing worth a log line; ``backlog``, for
+    delivery, reads each workspace's outbox backlog from its result."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[Stopping], JobReport[Any]]
+    describe: Callable[[JobReport[Any]], str | None]
+    backlog: Callable[[Any], Mapping[str, int]] | None = None
+
+
+def _tickets_job(
+    runtime: Runtime, job: Job[TicketsChanged], every: float, slugs: Sequence[str] | None
+) -> ScheduledJob:
+    def run(stopping: Stopping) -> JobReport[TicketsChanged]:
+        return run_each_workspace(runtime.sessions, job, slugs=slugs, stopping=stopping)
+
+    def describe(report: JobReport[TicketsChanged]) -> str | None:
+        changed = tickets_changed(report)
+        return f"{changed} ticket(s) changed" if changed else None
+
+    return ScheduledJob(job.name, every, run, describe)
+
+
+def _describe_delivery(report: JobReport[DeliveryReport]) -> str | None:
+    total = DeliveryReport.total(report)
+    return total.summary() if total.delivered or total.retrying or total.failed else None
+
+
+def _describe_retention(report: JobReport[Any]) -> str | None:
+    removed = sum(r.tickets + r.audit_events for r in report.results)
+    return f"{removed} closed ticket(s) and audit event(s) removed" if removed else None
+
+
+def default_schedule(runtime: Runtime, *, slugs: Sequence[str] | None = None) -> list[ScheduledJob]:
+    """Every job on its configured interval, over every workspace it works in, or only
+    ``slugs`` (`helpdesk worker --tenant`)."""
+    settings = runtime.settings
+    retention = retention_job()
+    # For the life of the process: a provider that failed stays skipped across runs until its
+    # cool-down ends, rather than failing once more at the start of every run.
+    mail_health = provider_health(settings)
+    return [
+        _tickets_job(runtime, ESCALATE, settings.escalate_every_seconds, slugs),
+        _tickets_job(runtime, AUTO_CLOSE, settings.auto_close_every_seconds, slugs),
+        ScheduledJob(
+            "deliver",
+            settings.deliver_every_seconds,
+            lambda stopping: delivery_pass(
+                runtime, slugs=slugs, stopping=stopping, mail_health=mail_health
+            ),
+            _describe_delivery,
+            backlog=lambda result: result.backlog,
+        ),
+        ScheduledJob(
+            retention.name,
+            settings.retention_every_seconds,
+            lambda stopping: run_each_workspace(
+                runtime.sessions, retention, slugs=slugs, stopping=stopping
+            ),
+            _describe_retention,
+        ),
+    ]
