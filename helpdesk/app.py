@@ -11,6 +11,8 @@ from helpdesk.compliance.audit_routes import router as audit_router
 from helpdesk.compliance.export_routes import router as export_router
 from helpdesk.compliance.gdpr_routes import router as gdpr_router
 from helpdesk.compliance.retention_routes import router as retention_router
+from helpdesk.console.routes import ROUTERS as console_routers
+from helpdesk.console.web import install as install_console
 from helpdesk.core.request_context import API_PREFIX
 from helpdesk.customers.routes import router as customers_router
 from helpdesk.errors import install_error_handlers
@@ -70,4 +72,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         settings_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    # After the API's error handlers: the console renders its errors as pages.
+    install_console(app, console_routers)
     return app

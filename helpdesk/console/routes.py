@@ -1,0 +1,8 @@
+"""Every router of the console, in the order they are mounted under /app."""
+
+from fastapi import APIRouter
+
+from helpdesk.console.routes_session import router as session_router
+from helpdesk.console.routes_tickets import router as tickets_router
+
+ROUTERS: list[APIRouter] = [session_router, tickets_router]
