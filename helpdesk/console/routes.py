@@ -2,7 +2,16 @@
 
 from fastapi import APIRouter
 
+from helpdesk.console.routes_admin import router as admin_router
+from helpdesk.console.routes_compliance import router as compliance_router
+from helpdesk.console.routes_portal import router as portal_router
 from helpdesk.console.routes_session import router as session_router
 from helpdesk.console.routes_tickets import router as tickets_router
 
-ROUTERS: list[APIRouter] = [session_router, tickets_router]
+ROUTERS: list[APIRouter] = [
+    session_router,
+    tickets_router,
+    admin_router,
+    compliance_router,
+    portal_router,
+]

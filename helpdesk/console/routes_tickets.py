@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
-from auth.permissions import Permission
+from auth.permissions import Permission, TicketScope
 from helpdesk.comments import service as comments
 from helpdesk.comments.schemas import CommentIn
 from helpdesk.console.web import PREFIX, allow, page, parse, redirect
@@ -52,6 +52,8 @@ async def ticket_list(
     }
     chosen = {key: value for key, value in filters.items() if value is not None}
     caller = scope.caller
+    if caller.ticket_scope == TicketScope.OWN:
+        return redirect(f"{PREFIX}/portal")  # customers have the portal, not the staff pages
     queue = not chosen and Permission.TICKETS_UPDATE in caller.permissions
     if queue:
         rows = await scope.run(tickets.work_queue, caller, after=None, limit=PAGE_SIZE)
@@ -83,6 +85,8 @@ async def ticket_list(
 @router.get("/tickets/{ticket_id}")
 async def ticket_page(request: Request, ticket_id: RowId, scope: Reader) -> Response:
     caller = scope.caller
+    if caller.ticket_scope == TicketScope.OWN:
+        return redirect(f"{PREFIX}/portal/tickets/{ticket_id}")
     ticket = (await scope.run(tickets.get_ticket, caller, ticket_id)).out()
     # The repository shows a customer public replies only; the rest see notes marked.
     thread = await scope.run(comments.list_comments, caller, ticket_id, after_id=None, limit=500)
