@@ -204,6 +204,7 @@ def serve(
         # The workers open their own pools; this process keeps none while it supervises.
         runtime.engine.dispose()
         err.print(f"serving http://{host}:{port} with {workers} worker process(es)")
+        err.print(f"web console: http://{host}:{port}/app/  (API docs: /docs)")
         _serve_http(
             database_url,
             host=host,
