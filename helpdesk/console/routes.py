@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from helpdesk.console.routes_admin import router as admin_router
 from helpdesk.console.routes_compliance import router as compliance_router
+from helpdesk.console.routes_dashboard import router as dashboard_router
 from helpdesk.console.routes_portal import router as portal_router
 from helpdesk.console.routes_session import router as session_router
 from helpdesk.console.routes_tickets import router as tickets_router
@@ -14,4 +15,5 @@ ROUTERS: list[APIRouter] = [
     admin_router,
     compliance_router,
     portal_router,
+    dashboard_router,
 ]

@@ -84,6 +84,11 @@ def test_an_agent_finds_a_ticket_by_search_replies_assigns_and_resolves_it(
     assert ticket["status"] == "resolved"
     assert ticket["assignee_id"] == str(agent.user_id)
 
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("img", name=re.compile("tickets opened and solved"))).to_be_visible()
+    expect(page.get_by_text("2 opened, 1 solved.")).to_be_visible()
+    check_page(page, "agent-dashboard")
+
 
 def test_an_admin_invites_a_member_who_sets_a_password_and_creates_a_custom_role(
     page: Page, browser: Browser, served: LiveServer, ws: Workspace

@@ -112,6 +112,7 @@ MATRIX = [
     Row("GET", "/app/tickets?q=Matrix",   (200, 200, 200, 403, 303), "ticket.list"),
     Row("GET", "/app/tickets/{ticket}",   (200, 200, 200, 403, 303), "ticket.read"),
     Row("GET", "/app/customers/{customer}", (200, 200, 200, 200, 403), "customer.read"),
+    Row("GET", "/app/dashboard",          (200, 200, 200, 403, 303), "ticket.list"),
     Row("GET", "/app/members",            (200, 403, 403, 403, 403), "member.list"),
     Row("GET", "/app/roles",              (200, 403, 403, 403, 403), None),
     Row("GET", "/app/audit",              (200, 403, 403, 200, 403), "audit.read"),
