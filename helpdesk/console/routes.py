@@ -8,6 +8,7 @@ from helpdesk.console.routes_dashboard import router as dashboard_router
 from helpdesk.console.routes_portal import router as portal_router
 from helpdesk.console.routes_session import router as session_router
 from helpdesk.console.routes_tickets import router as tickets_router
+from helpdesk.console.routes_workspace import router as workspace_router
 
 ROUTERS: list[APIRouter] = [
     session_router,
@@ -16,4 +17,5 @@ ROUTERS: list[APIRouter] = [
     compliance_router,
     portal_router,
     dashboard_router,
+    workspace_router,
 ]

@@ -129,6 +129,26 @@ def test_an_admin_invites_a_member_who_sets_a_password_and_creates_a_custom_role
     check_page(page, "admin-roles-custom")
 
 
+def test_an_admin_changes_workspace_settings_and_adds_a_webhook(page: Page, ws: Workspace) -> None:
+    sign_in(page, ws, ws.admin)
+    page.get_by_role("link", name="Settings").click()
+    check_page(page, "admin-settings")
+    page.get_by_label("High", exact=True).fill("2")
+    page.get_by_label("Assign new tickets to the least-loaded agent").check()
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status")).to_have_text("Settings saved.")
+    expect(page.get_by_label("High", exact=True)).to_have_value("2.0")
+    expect(page.get_by_label("Assign new tickets to the least-loaded agent")).to_be_checked()
+
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("URL (https)").fill("http://127.0.0.1:9/hook")
+    page.get_by_label("Signing secret").fill("a-shared-secret")
+    page.get_by_label("ticket.created").check()
+    page.get_by_role("button", name="Add webhook").click()
+    expect(page.get_by_role("cell", name="http://127.0.0.1:9/hook", exact=True)).to_be_visible()
+    check_page(page, "admin-webhooks")
+
+
 def test_the_last_admin_rule_is_shown_as_a_clear_message(
     page: Page, served: LiveServer, factory: Factory, ws: Workspace
 ) -> None:
