@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from auth.permissions import Permission
+from helpdesk.console import passwords
 from helpdesk.console.web import PREFIX, allow, check_origin, page, parse, redirect
 from helpdesk.core.errors import AppError
 from helpdesk.members import service as members
@@ -68,10 +69,19 @@ async def invite(
     name: Annotated[str, Form(max_length=200)],
     role: Annotated[str, Form(max_length=64)],
 ) -> Response:
-    """Invite without a password: the new member sets theirs from the one-time link, shown
-    here once (the API's ``invitation_token``)."""
+    """Invite without a password: the new member sets theirs from the one-time link, e-mailed
+    to them through the outbox and shown here once (the API's ``invitation_token``), for a
+    workspace whose e-mail is not set up yet."""
     body = parse(MemberIn, email=email, name=name, role=role)
     member, invitation = await scope.run(members.add_member, scope.caller, body, password_hash=None)
+    if invitation is not None:
+        await scope.run(
+            passwords.invitation_email,
+            workspace=scope.caller.workspace.name,
+            email=member.email,
+            token=invitation,
+            base_url=str(request.base_url),
+        )
     await scope.audit(
         "member.add",
         "member",
@@ -179,3 +189,30 @@ async def accept(
             error=refusal.detail,
         )
     return page(request, "accept.html", title="Password set", done=email)
+
+
+@router.get("/password/forgot")
+@public
+async def forgot_form(request: Request) -> Response:
+    return page(request, "forgot.html", title="Forgot your password?")
+
+
+@router.post("/password/forgot", dependencies=[Depends(check_origin)])
+@public
+async def forgot(
+    request: Request,
+    runtime: RuntimeDep,
+    path: RequestPathDep,
+    workspace: Annotated[str, Form(max_length=63)],
+    email: Annotated[str, Form(max_length=320)],
+) -> Response:
+    # The same answer whether or not the address has an account there: the page must not
+    # tell who is a member.
+    await path.off_loop(
+        passwords.request_reset,
+        runtime.sessions,
+        workspace=workspace.strip(),
+        email=email.strip(),
+        base_url=str(request.base_url),
+    )
+    return page(request, "forgot.html", title="Forgot your password?", sent=True)

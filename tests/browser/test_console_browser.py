@@ -277,3 +277,10 @@ def test_the_sign_in_page_and_sign_out(page: Page, ws: Workspace) -> None:
     expect(page).to_have_url(re.compile("/app/signin$"))
     page.goto("/app/tickets")
     expect(page).to_have_url(re.compile("/app/signin$"))
+
+    page.get_by_role("link", name="Forgot your password?").click()
+    check_page(page, "forgot-password")
+    page.get_by_label("Workspace").fill(ws.slug)
+    page.get_by_label("E-mail").fill(ws.admin.email)
+    page.get_by_role("button", name="Send me a link").click()
+    expect(page.get_by_role("status")).to_contain_text("on its way")

@@ -34,6 +34,8 @@ PUBLIC = {
     ("POST", "/app/signin"),
     ("GET", "/app/invitations/accept"),
     ("POST", "/app/invitations/accept"),
+    ("GET", "/app/password/forgot"),
+    ("POST", "/app/password/forgot"),
 }
 
 
