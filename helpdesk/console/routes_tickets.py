@@ -4,6 +4,7 @@ records the audit event the matching API call records."""
 
 import uuid
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
@@ -14,6 +15,7 @@ from helpdesk.comments.schemas import CommentIn
 from helpdesk.console.web import PREFIX, allow, page, parse, redirect
 from helpdesk.customers import service as customers
 from helpdesk.pipeline import AppRoute, RowId, Scope
+from helpdesk.tickets import routes as ticket_routes
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.schemas import TicketFilters, TicketPatch, TicketPriority, TicketStatus
 
@@ -41,6 +43,7 @@ async def ticket_list(
     status: Optional = None,
     priority: Optional = None,
     breached: Optional = None,
+    cursor: Optional = None,
 ) -> Response:
     """With no filter, the caller's work queue (urgent first, soonest due); with one, the
     workspace's tickets that match, newest first as GET /tickets lists them."""
@@ -55,27 +58,28 @@ async def ticket_list(
     if caller.ticket_scope == TicketScope.OWN:
         return redirect(f"{PREFIX}/portal")  # customers have the portal, not the staff pages
     queue = not chosen and Permission.TICKETS_UPDATE in caller.permissions
+    # The API's own list routes: their cursors, their audit event (ticket.list).
     if queue:
-        rows = await scope.run(tickets.work_queue, caller, after=None, limit=PAGE_SIZE)
-        views = [view for view, _ in rows]
+        listed = await ticket_routes.work_queue(scope, limit=PAGE_SIZE, cursor=cursor)
     else:
-        views = await scope.run(
-            tickets.list_tickets,
-            caller,
-            parse(TicketFilters, **chosen),
-            after_id=None,
-            limit=PAGE_SIZE,
+        listed = await ticket_routes.list_tickets(
+            scope, parse(TicketFilters, **chosen), limit=PAGE_SIZE, cursor=cursor
         )
-    items = [view.out() for view in views]
-    await scope.audit("ticket.list", "ticket", changes={"count": len(items)}, personal_data=True)
+    shown = {"q": q or "", "status": status or "", "priority": priority or ""}
+    more = {**{k: v for k, v in shown.items() if v}, **({"breached": "yes"} if breached else {})}
     return page(
         request,
         "tickets.html",
         scope,
         title="Work queue" if queue else "Tickets",
-        tickets=items,
+        tickets=listed.items,
         queue=queue,
-        filters={"q": q or "", "status": status or "", "priority": priority or ""},
+        filters=shown,
+        next_page=(
+            f"{PREFIX}/tickets?{urlencode({**more, 'cursor': listed.next_cursor})}"
+            if listed.next_cursor
+            else None
+        ),
         breached=breached == "yes",
         statuses=list(TicketStatus),
         priorities=list(TicketPriority),
