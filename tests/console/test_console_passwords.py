@@ -140,3 +140,18 @@ def test_an_invitation_is_mailed_with_its_link(
     link = _link(mail)
     assert link in response.text.replace("&amp;", "&")
     assert _set_password(client, link, "nora's own passphrase") == 200
+
+
+def test_setting_a_password_from_a_reset_link_signs_the_old_sessions_out(
+    client: TestClient, factory: Factory, ws: Workspace, runtime: Runtime
+) -> None:
+    agent = factory.member(ws, "agent")
+    sign_in(client, ws, agent)
+    api_headers = factory.headers(agent, ws)
+    assert client.get("/api/v1/auth/me", headers=api_headers).status_code == 200
+    _forgot(client, ws, agent.email)
+    (mail,) = _mails(runtime, ws, agent.email)
+    assert _set_password(client, _link(mail), "a brand new passphrase") == 200
+    response = client.get("/app/tickets", follow_redirects=False)
+    assert response.headers["location"] == "/app/signin"
+    assert client.get("/api/v1/auth/me", headers=api_headers).status_code == 401
