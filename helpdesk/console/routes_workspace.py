@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from auth.permissions import Permission
 from helpdesk.console.web import PREFIX, allow, page, parse, redirect
+from helpdesk.customers.schemas import CustomerTier
 from helpdesk.pipeline import AppRoute, RowId, RuntimeDep, Scope
 from helpdesk.sla import routes as settings_routes
 from helpdesk.sla.schemas import WorkspaceSettingsIn
@@ -66,6 +67,47 @@ async def save_settings(request: Request, scope: SettingsManager) -> Response:
     )
     await settings_routes.put_settings(body, scope)
     return await _settings_page(request, scope, saved=True)
+
+
+TARGETS = (("first_response_hours", "first response"), ("resolution_hours", "resolution"))
+
+
+async def _tiers_page(request: Request, scope: Scope, **context: Any) -> Response:
+    current = await settings_routes.get_settings(scope)
+    return page(
+        request,
+        "tiers.html",
+        scope,
+        title="Service levels per customer tier",
+        settings=current,
+        tiers=list(CustomerTier),
+        priorities=list(TicketPriority),
+        targets=TARGETS,
+        **context,
+    )
+
+
+@router.get("/settings/tiers")
+async def tiers_form(request: Request, scope: SettingsManager) -> Response:
+    return await _tiers_page(request, scope)
+
+
+@router.post("/settings/tiers")
+async def save_tiers(request: Request, scope: SettingsManager) -> Response:
+    """Every override at once, as PUT /settings takes ``sla_policies``: a box left blank
+    follows its tier's default."""
+    form = await request.form()
+    policies: dict[str, dict[str, dict[str, str]]] = {}
+    for tier in CustomerTier:
+        for priority in TicketPriority:
+            for key, _ in TARGETS:
+                value = form.get(f"{tier.value}-{priority.value}-{key}")
+                if isinstance(value, str) and value.strip():
+                    cell = policies.setdefault(tier.value, {}).setdefault(priority.value, {})
+                    cell[key] = value.strip()
+    body = parse(WorkspaceSettingsIn, sla_policies=policies)
+    await settings_routes.put_settings(body, scope)
+    return await _tiers_page(request, scope, saved=True)
 
 
 @router.get("/webhooks")

@@ -140,6 +140,14 @@ def test_an_admin_changes_workspace_settings_and_adds_a_webhook(page: Page, ws: 
     expect(page.get_by_label("High", exact=True)).to_have_value("2.0")
     expect(page.get_by_label("Assign new tickets to the least-loaded agent")).to_be_checked()
 
+    page.get_by_role("link", name="Change the targets of each customer tier").click()
+    premium = page.get_by_role("group", name="Premium tier")
+    premium.get_by_label("Critical first response").fill("0.25")
+    page.get_by_role("button", name="Save tier targets").click()
+    expect(page.get_by_role("status")).to_have_text("Tier targets saved.")
+    expect(premium.get_by_label("Critical first response")).to_have_value("0.25")
+    check_page(page, "admin-tiers")
+
     page.get_by_role("link", name="Webhooks").click()
     page.get_by_label("URL (https)").fill("http://127.0.0.1:9/hook")
     page.get_by_label("Signing secret").fill("a-shared-secret")
