@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.permissions import Permission
 from auth.tokens import AccessClaims
@@ -195,6 +196,7 @@ def install(app: FastAPI, routers: list[Any]) -> None:
     handlers: Mapping[Any, Callable[..., Any]] = dict(app.exception_handlers)
     api_app_error = handlers[AppError]
     api_validation_error = handlers[RequestValidationError]
+    api_http_error = handlers[StarletteHTTPException]
 
     async def app_error(request: Request, exc: AppError) -> Response:
         if not request.url.path.startswith(PREFIX + "/"):
@@ -210,7 +212,13 @@ def install(app: FastAPI, routers: list[Any]) -> None:
         fields = ", ".join(str(e["loc"][-1]) for e in exc.errors())
         return _error_page(request, 422, f"Some fields are not valid: {fields}.", InvalidInput.code)
 
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not request.url.path.startswith(PREFIX + "/") or exc.status_code != 404:
+            return await api_http_error(request, exc)  # type: ignore[no-any-return]
+        return _error_page(request, 404, "There is no such page.", "not_found")
+
     app.add_exception_handler(AppError, app_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 
 

@@ -264,3 +264,15 @@ def test_csrf_token_is_per_session(signed_in: tuple[TestClient, str, int], ws: W
     )
     assert stale.status_code == 403
     assert "csrf_failed" in stale.text
+
+
+def test_an_unknown_console_page_is_an_html_404_and_the_api_keeps_json(
+    client: TestClient,
+) -> None:
+    page = client.get("/app/no-such-page")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "There is no such page." in page.text
+    api = client.get("/api/v1/no-such-route")
+    assert api.status_code == 404
+    assert api.json()["code"] == "not_found"
