@@ -10,6 +10,7 @@ output (a page) differ.
 import json
 import re
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -54,7 +55,7 @@ async def audit_log(request: Request, scope: Reader, cursor: Text = None) -> Res
     chosen = _filters(request)
     params = parse(AuditFilterParams, **chosen)
     result = await audit_routes.list_events(scope, params, limit=PAGE_SIZE, cursor=cursor)
-    query = "&".join(f"{k}={v}" for k, v in chosen.items())
+    query = urlencode(chosen)
     return page(
         request,
         "audit.html",

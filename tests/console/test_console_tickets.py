@@ -92,3 +92,21 @@ def test_a_customer_sees_public_replies_only_and_their_own_tickets_only(
         headers={"Origin": ORIGIN},
     )
     assert note.status_code == 403
+
+
+def test_what_people_type_is_shown_as_text_never_as_markup(
+    client: TestClient, factory: Factory, ws: Workspace
+) -> None:
+    headers = factory.headers(ws.admin, ws)
+    ticket = _ticket(client, headers, "<img src=x onerror=alert(1)>")
+    client.post(
+        f"/api/v1/tickets/{ticket}/comments",
+        json={"body": "<script>alert(2)</script>"},
+        headers=headers,
+    )
+    sign_in(client, ws, ws.admin)
+    for path in ("/app/tickets", f"/app/tickets/{ticket}"):
+        html = client.get(path).text
+        assert "<img src=x" not in html
+        assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in client.get(f"/app/tickets/{ticket}").text
