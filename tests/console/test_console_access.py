@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from audit.models import AuditEvent
+from helpdesk.console.web import COOKIE
 from helpdesk.core.db import tenant_transaction
 from helpdesk.runtime import Runtime
 from tests.support.console import ORIGIN, sign_in
@@ -71,7 +72,10 @@ class World:
     members: dict[str, Member]
     ticket: int
     customer: int
-    clients: dict[str, tuple[TestClient, str]] = field(default_factory=dict)
+    client: TestClient
+    # Each role's console session: its cookie and CSRF token. One client (one app lifespan)
+    # sends every role's requests, naming the session in its Cookie header.
+    sessions: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -79,20 +83,18 @@ def world(service_runtime: Runtime, app: FastAPI) -> Iterator[World]:
     factory = Factory(service_runtime)
     ws = factory.workspace()
     members = {"admin": ws.admin} | {r: factory.member(ws, r) for r in ROLES if r != "admin"}
-    with TestClient(app, base_url=ORIGIN) as api:
-        ticket = api.post(
+    with TestClient(app, base_url=ORIGIN) as client:
+        ticket = client.post(
             "/api/v1/tickets",
             json={"title": "Matrix ticket", "customer_email": members["customer"].email},
             headers=factory.headers(ws.admin, ws),
         ).json()
-        world = World(ws, members, ticket["id"], ticket["customer"]["id"])
+        world = World(ws, members, ticket["id"], ticket["customer"]["id"], client)
         for role, member in members.items():
-            client = TestClient(app, base_url=ORIGIN)
-            client.__enter__()
-            world.clients[role] = (client, sign_in(client, ws, member))
+            csrf = sign_in(client, ws, member)
+            world.sessions[role] = (client.cookies[COOKIE], csrf)
+            client.cookies.clear()
         yield world
-        for client, _ in world.clients.values():
-            client.__exit__(None, None, None)
 
 
 @dataclass(frozen=True)
@@ -181,14 +183,18 @@ CASES = [
 @pytest.mark.parametrize(("row", "column"), CASES)
 def test_console_role_matrix(world: World, runtime: Runtime, row: Row, column: int) -> None:
     role = ROLES[column]
-    client, csrf = world.clients[role]
+    cookie, csrf = world.sessions[role]
+    client = world.client
+    session = {"Cookie": f"{COOKIE}={cookie}"}
     path = row.path.format(ticket=world.ticket, customer=world.customer)
     mark = _mark(runtime, world.ws)
     if row.method == "GET":
-        response = client.get(path, follow_redirects=False)
+        response = client.get(path, headers=session, follow_redirects=False)
     else:
         data = (row.form() if row.form else {}) | {"csrf_token": csrf}
-        response = client.post(path, data=data, headers={"Origin": ORIGIN}, follow_redirects=False)
+        response = client.post(
+            path, data=data, headers={"Origin": ORIGIN, **session}, follow_redirects=False
+        )
     expected = row.statuses[column]
     assert response.status_code == expected, response.text[:500]
     events = _events_after(runtime, world.ws, mark)
