@@ -7,6 +7,7 @@ API's own ``require``: the cookie only stands in for the bearer token.
 """
 
 import contextlib
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,8 +114,6 @@ async def console_grant(request: Request, path: RequestPathDep) -> ConsoleGrant:
 
 
 def _constant_time_equal(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 

@@ -14,7 +14,8 @@ from tests.browser.conftest import check_page, sign_in
 from tests.support.factories import Factory, Workspace
 from tests.support.live_server import LiveServer
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+# One worker runs them all: one Chromium, one served app.
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
 def _ticket(served: LiveServer, headers: dict[str, str], title: str, customer: str) -> int:

@@ -63,6 +63,7 @@ AUDITED: dict[str, Audited] = {
     "POST /tickets": _ws("ticket.create"),
     "GET /tickets": _ws("ticket.list", personal=True),
     "GET /tickets/mine": _ws("ticket.list", personal=True),
+    "GET /tickets/queue": _ws("ticket.list", personal=True),
     "GET /tickets/{ticket_id}": _ws("ticket.read", personal=True),
     "PATCH /tickets/{ticket_id}": _ws("ticket.update"),
     "PATCH /tickets/{ticket_id} assign": _ws("ticket.update"),
