@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint format bench clean
+.PHONY: install run demo test lint format bench clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The console's browser tests, saving each page's screenshot where the README shows them.
+screenshots: $(STAMP)
+	HELPDESK_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/browser -n 0 --no-cov $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.provisioning $(ARGS)
 
 clean:
-	rm -rf $(VENV) .helpdesk .pytest_cache .ruff_cache .mypy_cache .hypothesis coverage.xml report.xml report-load.xml .coverage*
+	rm -rf $(VENV) build .helpdesk .pytest_cache .ruff_cache .mypy_cache .hypothesis coverage.xml report.xml report-load.xml .coverage*

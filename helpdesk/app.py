@@ -12,6 +12,8 @@ from helpdesk.compliance.audit_routes import router as audit_router
 from helpdesk.compliance.export_routes import router as export_router
 from helpdesk.compliance.gdpr_routes import router as gdpr_router
 from helpdesk.compliance.retention_routes import router as retention_router
+from helpdesk.console.routes import ROUTERS as console_routers
+from helpdesk.console.web import install as install_console
 from helpdesk.core.request_context import API_PREFIX
 from helpdesk.customers.routes import router as customers_router
 from helpdesk.errors import error_responses, install_error_handlers
@@ -97,4 +99,6 @@ def create_app(runtime: Runtime, *, worker: bool = False) -> FastAPI:
         settings_router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=_WORKSPACE_REFUSALS)
+    # After the API's error handlers: the console renders its errors as pages.
+    install_console(app, console_routers)
     return app

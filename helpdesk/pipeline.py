@@ -377,10 +377,15 @@ Operator = Annotated[Scope, Depends(operator_scope, scope="function")]
 TenantCaller = Annotated[Scope, Depends(tenant_scope, scope="function")]
 
 
-def require(permission: Permission) -> Callable[..., Awaitable[Scope]]:
-    """A dependency that admits members whose role holds ``permission``."""
+def require(
+    permission: Permission,
+    within: Callable[..., AsyncIterator[Scope]] = tenant_scope,
+) -> Callable[..., Awaitable[Scope]]:
+    """A dependency that admits members whose role holds ``permission``; ``within`` is the
+    scope the caller comes from (the web console's cookie session instead of a bearer token),
+    so the console and the API check one rule."""
 
-    async def dependency(scope: TenantCaller) -> Scope:
+    async def dependency(scope: Annotated[Scope, Depends(within, scope="function")]) -> Scope:
         if permission not in scope.caller.permissions:
             raise Forbidden(
                 f"You lack the permission {permission.value!r} that this action needs.",

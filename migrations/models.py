@@ -8,6 +8,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 import audit.models
 import auth.models
+import helpdesk.console.models
 import helpdesk.customers.models
 import helpdesk.idempotency.models
 import helpdesk.outbox.models
@@ -30,6 +31,7 @@ __all__ = [
 MODEL_MODULES = (
     audit.models,
     auth.models,
+    helpdesk.console.models,
     helpdesk.customers.models,
     helpdesk.idempotency.models,
     helpdesk.outbox.models,

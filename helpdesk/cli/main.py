@@ -212,6 +212,7 @@ def serve(
             f" scheduled jobs {jobs}",
             soft_wrap=True,  # one line, for whoever greps the log
         )
+        err.print(f"web console: http://{host}:{port}/app/  (API docs: /docs)")
         _serve_http(
             database_url,
             host=host,

@@ -12,7 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 from audit.platform import record_platform_event
 from auth.models import Invitation, Member
 from auth.passwords import hash_password, password_problem, verify_password
-from auth.refresh_tokens import end_session, spend_refresh_token, start_session
+from auth.refresh_tokens import (
+    end_session,
+    end_user_sessions,
+    spend_refresh_token,
+    start_session,
+)
 from auth.throttle import attempt_succeeded, count_attempt
 from auth.tokens import issue_access_token
 from auth.users import find_member_by_email, find_user_by_email, membership_role
@@ -193,6 +198,9 @@ def accept_invitation(sessions: sessionmaker[Session], token: str, password: str
             raise InvalidInput(f"The password is not usable: {problem}.", field="password")
         member.password_hash = hash_password(password)
         invitation.used_at = datetime.now(UTC)
+        # A link that sets a password also serves "forgot password" (the console's reset):
+        # whoever held the old password is signed out everywhere in this workspace.
+        end_user_sessions(session, member.user_id, invitation.tenant_id)
         record_platform_event(
             session,
             action="auth.invitation_accepted",

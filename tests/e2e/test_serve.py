@@ -255,6 +255,9 @@ def test_every_worker_answers_and_sigterm_lets_the_request_in_flight_finish(
         assert len(workers) == processes, served.log()
         assert _answering_pids(served, until=processes) == workers
         assert _list_tickets(served, headers).status_code == 200
+        # `make run` tells where the console is, and it is served there.
+        assert f"web console: {served.base_url}/app/" in served.log()
+        assert httpx.get(f"{served.base_url}/app/signin", timeout=10).status_code == 200
 
         with (
             ThreadPoolExecutor(max_workers=1) as pool,
