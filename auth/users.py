@@ -65,20 +65,34 @@ def add_member_identity(
     return member
 
 
+# The members of the workspace whose schema the transaction is in. Row-level security says the
+# same for a tenant role; the condition also holds for a job's role, and one person's id can
+# recur in other workspaces (identities were copied into each by public revision 0004).
+_HERE = (
+    "FROM public.members m JOIN public.tenants t"
+    " ON t.id = m.tenant_id AND t.schema_name = current_schema()"
+)
+
+
+def address_of(session: Session, user_id: uuid.UUID) -> str | None:
+    """The address of the current workspace's member ``user_id``, if there is one."""
+    email: str | None = session.scalar(
+        text(f"SELECT m.email {_HERE} WHERE m.user_id = :u"), {"u": user_id}
+    )
+    return email
+
+
 def addresses_holding(session: Session, permission: Permission) -> list[str]:
     """The addresses of the current workspace's members whose role holds ``permission``, by
-    a built-in role or a custom one. Runs in a workspace's scope: the workspace is the one
-    whose schema the transaction is in (row-level security says the same for a tenant role)."""
+    a built-in role or a custom one."""
     builtin = [role for role, held in BUILTIN_ROLES.items() if permission in held]
     return list(
         session.scalars(
             text(
-                "SELECT m.email FROM public.members m"
-                " JOIN public.tenants t ON t.id = m.tenant_id"
+                f"SELECT m.email {_HERE}"
                 " LEFT JOIN public.custom_roles cr"
                 "   ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
-                " WHERE t.schema_name = current_schema()"
-                "   AND (m.role = ANY(:builtin) OR :permission = ANY(cr.permissions))"
+                " WHERE m.role = ANY(:builtin) OR :permission = ANY(cr.permissions)"
                 " ORDER BY lower(m.email)"
             ),
             {"builtin": builtin, "permission": permission.value},

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Row, select, text
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from audit.gdpr import ERASED, REDACTED, Subject
@@ -16,7 +16,7 @@ from audit.retention import PurgedTickets
 from audit.trail import Actor, record_event
 from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
-from auth.users import addresses_holding
+from auth.users import address_of, addresses_holding
 from helpdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from helpdesk.customers import repository as customers
 from helpdesk.customers.models import Customer
@@ -108,15 +108,7 @@ def _event_payload(view: TicketView, changes: dict[str, Any] | None = None) -> d
 
 
 def _notify_assignee(session: Session, ticket: Ticket) -> None:
-    # Row-level security shows the tenant's role only this workspace's members; the schema
-    # condition says the same, since one person's id can recur in other workspaces.
-    email = session.execute(
-        text(
-            "SELECT m.email FROM public.members m JOIN public.tenants t ON t.id = m.tenant_id"
-            " WHERE t.schema_name = current_schema() AND m.user_id = :u"
-        ),
-        {"u": ticket.assignee_id},
-    ).scalar_one_or_none()
+    email = address_of(session, ticket.assignee_id) if ticket.assignee_id else None
     if email:
         queue_email(
             session,

@@ -15,11 +15,10 @@ from sqlalchemy import select
 
 from audit.models import PlatformAuditEvent
 from auth.throttle import MAX_DELAY_SECONDS
-from helpdesk.app import create_app
 from helpdesk.core.db import transaction
 from helpdesk.runtime import Runtime
 from tests.support.factories import PASSWORD, Factory, Workspace
-from tests.support.live_server import LiveServer, live_server
+from tests.support.live_server import LiveServer, served_for_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -29,15 +28,8 @@ GUESSES = 12
 
 @pytest.fixture
 def served(runtime: Runtime, database_url: str) -> Iterator[LiveServer]:
-    # Every request to a served app comes from 127.0.0.1: a roomy per-address allowance keeps
-    # these tests about the account's count (the address's has tests with TestClients).
-    settings = runtime.settings.model_copy(update={"login_attempts_per_address": 10_000})
-    served_runtime = Runtime.connect(settings, database_url)
-    try:
-        with live_server(create_app(served_runtime)) as server:
-            yield server
-    finally:
-        served_runtime.engine.dispose()
+    with served_for_sign_in(runtime.settings, database_url) as server:
+        yield server
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpdesk.app import create_app
 from helpdesk.runtime import Runtime
 from tests.support.factories import Factory, Member, Workspace, unique_slug
-from tests.support.live_server import LiveServer, live_server
+from tests.support.live_server import LiveServer, served_for_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -28,15 +27,8 @@ OPERATOR_PASSWORD = "operator-gave-this-one"
 
 @pytest.fixture
 def served(runtime: Runtime, database_url: str) -> Iterator[LiveServer]:
-    # Every request comes from 127.0.0.1: a roomy per-address sign-in allowance keeps these
-    # tests about identities, not about the address throttle the other tests fill.
-    settings = runtime.settings.model_copy(update={"login_attempts_per_address": 10_000})
-    served_runtime = Runtime.connect(settings, database_url)
-    try:
-        with live_server(create_app(served_runtime)) as server:
-            yield server
-    finally:
-        served_runtime.engine.dispose()
+    with served_for_sign_in(runtime.settings, database_url) as server:
+        yield server
 
 
 @pytest.fixture

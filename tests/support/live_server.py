@@ -11,10 +11,13 @@ import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+
+if TYPE_CHECKING:
+    from helpdesk.core.settings import Settings
 
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -96,3 +99,20 @@ def live_server(app: FastAPI, **options: Any) -> Iterator[LiveServer]:
         raise LiveServerError("uvicorn did not stop")
     if failure:
         raise LiveServerError(f"uvicorn failed: {failure[0]!r}") from failure[0]
+
+
+@contextmanager
+def served_for_sign_in(settings: "Settings", database_url: str) -> Iterator[LiveServer]:
+    """The app served with a roomy per-address sign-in allowance: every request to a served app
+    comes from 127.0.0.1, so tests about accounts or identities would otherwise share, and
+    exhaust, one address's count (the address's own throttle has tests with TestClients)."""
+    from helpdesk.app import create_app
+    from helpdesk.runtime import Runtime
+
+    roomy = settings.model_copy(update={"login_attempts_per_address": 10_000})
+    runtime = Runtime.connect(roomy, database_url)
+    try:
+        with live_server(create_app(runtime)) as server:
+            yield server
+    finally:
+        runtime.engine.dispose()
