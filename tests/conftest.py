@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine, create_engine, text
 from typer.testing import CliRunner
 
@@ -264,3 +265,18 @@ def cli(database_url: str, owner_database_url: str, runtime: Runtime) -> Iterato
         }
     )
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def httpserver() -> Iterator[HTTPServer]:
+    """A webhook receiver of the test's own, on a fresh port, replacing pytest-httpserver's
+    one-per-process server: workspaces outlive their tests in this worker's database, and a
+    webhook an earlier test left subscribed to a shared port could be delivered to it by any
+    whole-database delivery run (a served app's worker) while a later test counts requests."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
