@@ -11,8 +11,9 @@ the last attempt; nothing locks the owner out for longer than that.
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import CursorResult, bindparam, text
 from sqlalchemy.orm import Session
 
 from helpdesk.core.errors import RateLimited
@@ -32,13 +33,17 @@ _LOCK = text(
     "SELECT key, attempts, last_attempt_at FROM public.login_throttle"
     " WHERE key IN :keys ORDER BY key FOR UPDATE"
 ).bindparams(bindparam("keys", expanding=True))
+# An upsert: the daily sweep may have deleted a stale row between _ENSURE and _LOCK.
 _COUNT = text(
-    "UPDATE public.login_throttle SET attempts = :attempts, last_attempt_at = :at WHERE key = :key"
+    "INSERT INTO public.login_throttle (key, attempts, last_attempt_at)"
+    " VALUES (:key, :attempts, :at)"
+    " ON CONFLICT (key) DO UPDATE SET attempts = :attempts, last_attempt_at = :at"
 )
 _GIVE_BACK = text(
     "UPDATE public.login_throttle SET attempts = greatest(attempts - 1, 0) WHERE key = :key"
 )
 _CLEAR = text("UPDATE public.login_throttle SET attempts = 0 WHERE key = :key")
+_FORGET = text("DELETE FROM public.login_throttle WHERE last_attempt_at < :cutoff")
 
 
 def retry_delay(attempts: int, allowance: int) -> int:
@@ -116,7 +121,7 @@ def count_attempt(
             "Too many failed sign-in attempts; wait before trying again.", retry_after=wait
         )
     for key in keys:
-        session.execute(_COUNT, {"key": key, "attempts": counted[key] + 1, "at": now})
+        session.execute(_COUNT, {"key": key, "attempts": counted.get(key, 0) + 1, "at": now})
     return attempt
 
 
@@ -125,3 +130,11 @@ def attempt_succeeded(session: Session, attempt: Attempt) -> None:
     office behind one address signs in all day)."""
     session.execute(_CLEAR, {"key": attempt.account})
     session.execute(_GIVE_BACK, {"key": attempt.address})
+
+
+def forget_stale(session: Session, settings: Settings, now: datetime) -> int:
+    """Delete the counters whose last attempt is older than the window, which
+    ``seconds_to_wait`` ignores anyway: one row per address or account ever tried would
+    otherwise pile up for good. Returns how many went."""
+    cutoff = now - timedelta(seconds=settings.login_window_seconds)
+    return int(cast(CursorResult[Any], session.execute(_FORGET, {"cutoff": cutoff})).rowcount)

@@ -6,15 +6,20 @@ Each entry runs one pass of a job over every workspace it works in, through the 
 run the same schedule, and a failure stays in its workspace.
 """
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from auth.throttle import forget_stale
 from helpdesk.compliance.service import retention_job
+from helpdesk.core.db import transaction
 from helpdesk.outbox.worker import DeliveryReport, delivery_pass, provider_health
 from helpdesk.runtime import Runtime
 from helpdesk.sla.jobs import AUTO_CLOSE, ESCALATE, TicketsChanged, tickets_changed
 from tenants.jobs import Job, JobReport, run_each_workspace
+
+log = logging.getLogger("helpdesk.worker")
 
 # Asked before each workspace: true once the worker is stopping.
 Stopping = Callable[[], bool]
@@ -56,11 +61,23 @@ def _describe_retention(report: JobReport[Any]) -> str | None:
     return f"{removed} closed ticket(s) and audit event(s) removed" if removed else None
 
 
+def _retention_pass(
+    runtime: Runtime, slugs: Sequence[str] | None, stopping: Stopping
+) -> JobReport[Any]:
+    """The retention job over the workspaces, then, on a pass over the whole deployment, the
+    sign-in counters past their window (public, so no workspace's run owns them)."""
+    report = run_each_workspace(runtime.sessions, retention_job(), slugs=slugs, stopping=stopping)
+    if slugs is None and not stopping():
+        with transaction(runtime.sessions) as session:
+            forgotten = forget_stale(session, runtime.settings, report.now)
+        log.info("retention: %d stale sign-in counter(s) forgotten", forgotten)
+    return report
+
+
 def default_schedule(runtime: Runtime, *, slugs: Sequence[str] | None = None) -> list[ScheduledJob]:
     """Every job on its configured interval, over every workspace it works in, or only
     ``slugs`` (`helpdesk worker --tenant`)."""
     settings = runtime.settings
-    retention = retention_job()
     # For the life of the process: a provider that failed stays skipped across runs until its
     # cool-down ends, rather than failing once more at the start of every run.
     mail_health = provider_health(settings)
@@ -77,11 +94,9 @@ def default_schedule(runtime: Runtime, *, slugs: Sequence[str] | None = None) ->
             backlog=lambda result: result.backlog,
         ),
         ScheduledJob(
-            retention.name,
+            retention_job().name,
             settings.retention_every_seconds,
-            lambda stopping: run_each_workspace(
-                runtime.sessions, retention, slugs=slugs, stopping=stopping
-            ),
+            lambda stopping: _retention_pass(runtime, slugs, stopping),
             _describe_retention,
         ),
     ]
