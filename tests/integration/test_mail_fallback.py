@@ -26,10 +26,11 @@ from werkzeug import Request, Response
 
 from helpdesk.core.db import tenant_transaction
 from helpdesk.core.settings import MailProvider
-from helpdesk.outbox.models import DeliveryAttempt, OutboxMessage
-from helpdesk.outbox.worker import DeliveryReport, deliver_all, provider_health
+from helpdesk.outbox.models import OutboxMessage
+from helpdesk.outbox.worker import deliver_all, provider_health
 from helpdesk.runtime import Runtime
 from tests.support.factories import Workspace
+from tests.support.outbox import attempts, counts
 from tests.support.smtp import Inbox
 
 pytestmark = pytest.mark.integration
@@ -113,20 +114,6 @@ def _emails(runtime: Runtime, ws: Workspace) -> list[OutboxMessage]:
     return rows
 
 
-def _attempts(runtime: Runtime, ws: Workspace, outbox_id: int) -> list[tuple[int | None, str]]:
-    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
-        rows = session.execute(
-            select(DeliveryAttempt.status_code, DeliveryAttempt.error)
-            .where(DeliveryAttempt.outbox_id == outbox_id)
-            .order_by(DeliveryAttempt.id)
-        ).all()
-    return [(code, error or "") for code, error in rows]
-
-
-def _counts(report: DeliveryReport) -> tuple[int, int, int]:
-    return report.delivered, report.retrying, report.failed
-
-
 def _subjects(inbox: Inbox) -> list[str]:
     return [str(message["Subject"]).split(": ", 1)[1] for message in inbox.messages()]
 
@@ -145,14 +132,14 @@ def test_a_relay_that_is_down_is_skipped_for_the_cool_down_and_then_used_again(
     health = provider_health(mail.settings)
 
     def deliver(at: datetime) -> tuple[int, int, int]:
-        return _counts(deliver_all(mail, slugs=[ws.slug], now=at, mail_health=health))
+        return counts(deliver_all(mail, slugs=[ws.slug], now=at, mail_health=health))
 
     _ticket(client, admin, "First")
     assert deliver(t0) == (1, 0, 0)
     assert _subjects(backup) == ["First"]
     [first] = _emails(mail, ws)
     assert (first.provider, first.attempts, first.delivered_at) == ("backup", 1, t0)
-    assert _attempts(mail, ws, first.id) == [(250, "")]
+    assert attempts(mail, ws, first.id) == [(250, "")]
 
     # The primary is back, but still cooling down: the backup keeps sending.
     primary = relay(primary_port)
@@ -183,7 +170,7 @@ def test_the_http_api_provider_sends_the_message(
     mail = _with_providers(runtime, _api("api", httpserver.url_for("/email")))
     _ticket(client, admin, "Invoice shows the wrong VAT")
 
-    assert _counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (1, 0, 0)
+    assert counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (1, 0, 0)
     [(request, _)] = httpserver.log
     sent = json.loads(request.get_data())
     assert sent["From"] == "Support <support@helpdesk.example>"
@@ -195,7 +182,7 @@ def test_the_http_api_provider_sends_the_message(
     assert headers == {"Auto-Submitted": "auto-generated", "X-Helpdesk-Event": "ticket.created"}
     [row] = _emails(mail, ws)
     assert row.provider == "api"
-    assert _attempts(mail, ws, row.id) == [(200, "")]
+    assert attempts(mail, ws, row.id) == [(200, "")]
 
 
 def test_a_5xx_from_the_http_api_falls_back_to_the_relay_and_the_api_cools_down(
@@ -216,7 +203,7 @@ def test_a_5xx_from_the_http_api_falls_back_to_the_relay_and_the_api_cools_down(
     health = provider_health(mail.settings)
 
     _ticket(client, admin, "First")
-    assert _counts(deliver_all(mail, slugs=[ws.slug], now=t0, mail_health=health)) == (1, 0, 0)
+    assert counts(deliver_all(mail, slugs=[ws.slug], now=t0, mail_health=health)) == (1, 0, 0)
     assert len(httpserver.log) == 1
     assert _subjects(inbox) == ["First"]
     [row] = _emails(mail, ws)
@@ -224,7 +211,7 @@ def test_a_5xx_from_the_http_api_falls_back_to_the_relay_and_the_api_cools_down(
 
     _ticket(client, admin, "Second")
     later = t0 + timedelta(seconds=10)
-    assert _counts(deliver_all(mail, slugs=[ws.slug], now=later, mail_health=health)) == (1, 0, 0)
+    assert counts(deliver_all(mail, slugs=[ws.slug], now=later, mail_health=health)) == (1, 0, 0)
     assert len(httpserver.log) == 1, "the API was asked again during its cool-down"
     assert _subjects(inbox) == ["First", "Second"]
 
@@ -249,7 +236,7 @@ def test_an_http_api_that_times_out_is_skipped_and_the_relay_sends(
     mail = _with_providers(runtime, api, _smtp("relay", port))
     _ticket(client, admin, "Slow API")
 
-    assert _counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (1, 0, 0)
+    assert counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (1, 0, 0)
     assert _subjects(inbox) == ["Slow API"]
     assert _emails(mail, ws)[0].provider == "relay"
 
@@ -270,14 +257,14 @@ def test_when_every_provider_fails_the_message_is_retried_with_each_reason(
     )
     _ticket(client, admin, "Nobody sends this")
 
-    assert _counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (0, 1, 0)
+    assert counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (0, 1, 0)
     [row] = _emails(mail, ws)
     assert (row.provider, row.delivered_at, row.next_attempt_at) == (
         None,
         None,
         t0 + timedelta(seconds=30),
     )
-    [(code, error)] = _attempts(mail, ws, row.id)
+    [(code, error)] = attempts(mail, ws, row.id)
     assert code == 401
     relay_reason, api_reason = error.split("; ")
     assert relay_reason.startswith("relay: ConnectionRefusedError")
@@ -298,10 +285,10 @@ def test_a_recipient_refused_outright_is_given_up_without_asking_the_next_provid
     mail = _with_providers(runtime, _smtp("first", first_port), _smtp("second", second_port))
     _ticket(client, admin, "Unknown mailbox")
 
-    assert _counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (0, 0, 1)
+    assert counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (0, 0, 1)
     assert second.envelopes == []
     [row] = _emails(mail, ws)
-    assert _attempts(mail, ws, row.id) == [(550, "first: recipient refused (550)")]
+    assert attempts(mail, ws, row.id) == [(550, "first: recipient refused (550)")]
 
 
 def test_the_api_refusing_an_inactive_recipient_is_given_up(
@@ -321,4 +308,4 @@ def test_the_api_refusing_an_inactive_recipient_is_given_up(
     )
     mail = _with_providers(runtime, _api("api", httpserver.url_for("/email")))
     _ticket(client, admin, "Bounced before")
-    assert _counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (0, 0, 1)
+    assert counts(deliver_all(mail, slugs=[ws.slug], now=t0)) == (0, 0, 1)

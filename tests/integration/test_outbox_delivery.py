@@ -21,11 +21,12 @@ from sqlalchemy import select, text
 from werkzeug import Request, Response
 
 from helpdesk.core.db import tenant_transaction, transaction
-from helpdesk.outbox.models import DeliveryAttempt, OutboxMessage
-from helpdesk.outbox.worker import DeliveryReport, deliver_all, retry_delay, run_worker
+from helpdesk.outbox.models import OutboxMessage
+from helpdesk.outbox.worker import deliver_all, retry_delay, run_worker
 from helpdesk.runtime import Runtime
 from helpdesk.sla.models import WorkspaceSettings
 from tests.support.factories import Factory, Workspace
+from tests.support.outbox import attempts, counts
 from tests.support.smtp import Inbox
 
 pytestmark = pytest.mark.integration
@@ -96,20 +97,6 @@ def _only(runtime: Runtime, ws: Workspace, kind: str = "webhook") -> OutboxMessa
     return rows[0]
 
 
-def _attempts(runtime: Runtime, ws: Workspace, outbox_id: int) -> list[tuple[int | None, str]]:
-    with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as session:
-        rows = session.execute(
-            select(DeliveryAttempt.status_code, DeliveryAttempt.error)
-            .where(DeliveryAttempt.outbox_id == outbox_id)
-            .order_by(DeliveryAttempt.id)
-        ).all()
-    return [(code, error or "") for code, error in rows]
-
-
-def _counts(report: DeliveryReport) -> tuple[int, int, int]:
-    return report.delivered, report.retrying, report.failed
-
-
 # --- webhooks ------------------------------------------------------------------------------
 
 
@@ -133,7 +120,7 @@ def test_a_5xx_is_retried_after_the_backoff_and_then_delivered(
     _subscribe(client, admin, httpserver.url_for("/hook"))
     _ticket(client, admin)
 
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
     row = _only(runtime, ws)
     assert (row.attempts, row.next_attempt_at, row.last_error) == (
         1,
@@ -142,9 +129,9 @@ def test_a_5xx_is_retried_after_the_backoff_and_then_delivered(
     )
     # Not due yet: nothing is sent a second early.
     early = deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(seconds=29))
-    assert (_counts(early), len(httpserver.log)) == ((0, 0, 0), 1)
+    assert (counts(early), len(httpserver.log)) == ((0, 0, 0), 1)
 
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(seconds=30))) == (
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(seconds=30))) == (
         1,
         0,
         0,
@@ -152,7 +139,7 @@ def test_a_5xx_is_retried_after_the_backoff_and_then_delivered(
     row = _only(runtime, ws)
     assert (row.attempts, row.last_error, row.failed_at) == (2, None, None)
     assert row.delivered_at == t0 + timedelta(seconds=30)
-    assert _attempts(runtime, ws, row.id) == [(500, "HTTP 500"), (200, "")]
+    assert attempts(runtime, ws, row.id) == [(500, "HTTP 500"), (200, "")]
     # A redelivery is the same delivery: same id, same bytes, same signature.
     first, second = (request for request, _ in httpserver.log)
     assert first.headers["X-Webhook-Delivery"] == second.headers["X-Webhook-Delivery"]
@@ -175,17 +162,17 @@ def test_a_webhook_that_keeps_failing_is_given_up_after_the_last_attempt(
 
     # 30 s after the first failure, then 60 s after the second; the third is the last.
     schedule = [t0, t0 + timedelta(seconds=30), t0 + timedelta(seconds=90)]
-    reports = [_counts(deliver_all(runtime, slugs=[ws.slug], now=at)) for at in schedule[:2]]
+    reports = [counts(deliver_all(runtime, slugs=[ws.slug], now=at)) for at in schedule[:2]]
     assert reports == [(0, 1, 0), (0, 1, 0)]
     assert _only(runtime, ws).next_attempt_at == schedule[2]
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=schedule[2])) == (0, 0, 1)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=schedule[2])) == (0, 0, 1)
 
     row = _only(runtime, ws)
     assert (row.attempts, row.failed_at, row.delivered_at) == (3, schedule[2], None)
     assert row.last_error == "HTTP 503"
-    assert _attempts(runtime, ws, row.id) == [(503, "HTTP 503")] * 3
+    assert attempts(runtime, ws, row.id) == [(503, "HTTP 503")] * 3
     later = deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(days=30))
-    assert (_counts(later), len(httpserver.log)) == ((0, 0, 0), 3)
+    assert (counts(later), len(httpserver.log)) == ((0, 0, 0), 3)
 
 
 @pytest.mark.parametrize(
@@ -223,12 +210,12 @@ def test_which_answers_are_retried(
     report = deliver_all(runtime, slugs=[ws.slug], now=t0)
 
     row = _only(runtime, ws)
-    assert _attempts(runtime, ws, row.id) == [(status, f"HTTP {status}")]
+    assert attempts(runtime, ws, row.id) == [(status, f"HTTP {status}")]
     if retried:
-        assert _counts(report) == (0, 1, 0)
+        assert counts(report) == (0, 1, 0)
         assert (row.failed_at, row.next_attempt_at) == (None, t0 + timedelta(seconds=30))
     else:
-        assert _counts(report) == (0, 0, 1)
+        assert counts(report) == (0, 0, 1)
         assert row.failed_at == t0
     assert len(httpserver.log) == 1  # a redirect is not followed
 
@@ -258,14 +245,14 @@ def test_a_time_out_is_retried(
         report = deliver_all(runtime, slugs=[ws.slug], now=t0)
     finally:
         release.set()
-    assert _counts(report) == (0, 1, 0)
+    assert counts(report) == (0, 1, 0)
     row = _only(runtime, ws)
-    [(code, error)] = _attempts(runtime, ws, row.id)
+    [(code, error)] = attempts(runtime, ws, row.id)
     assert code is None
     assert "timed out" in error
 
     retry = deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(seconds=30))
-    assert _counts(retry) == (1, 0, 0)
+    assert counts(retry) == (1, 0, 0)
 
 
 def test_a_refused_connection_is_retried(
@@ -274,10 +261,10 @@ def test_a_refused_connection_is_retried(
     runtime = configured(delivery_backoff_seconds=10)
     _subscribe(client, admin, f"http://127.0.0.1:{_free_port()}/nobody-home")
     _ticket(client, admin)
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
     row = _only(runtime, ws)
     assert row.next_attempt_at == t0 + timedelta(seconds=10)
-    [(code, error)] = _attempts(runtime, ws, row.id)
+    [(code, error)] = attempts(runtime, ws, row.id)
     assert code is None
     assert error.startswith("ConnectError")
 
@@ -296,9 +283,9 @@ def test_a_message_locked_by_another_worker_is_skipped(
     with tenant_transaction(runtime.sessions, ws.schema_name, ws.role_name) as other_worker:
         other_worker.scalars(select(OutboxMessage).with_for_update()).all()
         # SKIP LOCKED: the pass neither waits for the lock nor sends the locked row.
-        assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 0, 0)
+        assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 0, 0)
     assert httpserver.log == []
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (1, 0, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (1, 0, 0)
 
 
 def test_a_pass_takes_batches_up_to_its_bound_and_leaves_the_rest_for_the_next(
@@ -314,9 +301,9 @@ def test_a_pass_takes_batches_up_to_its_bound_and_leaves_the_rest_for_the_next(
     for n in range(3):
         _ticket(client, admin, f"ticket {n}")
     first = deliver_all(runtime, slugs=[ws.slug], now=t0, batch_size=1, max_batches=2)
-    assert _counts(first) == (2, 0, 0)
+    assert counts(first) == (2, 0, 0)
     rest = deliver_all(runtime, slugs=[ws.slug], now=t0, batch_size=1, max_batches=2)
-    assert _counts(rest) == (1, 0, 0)
+    assert counts(rest) == (1, 0, 0)
     # Oldest first, each exactly once.
     sent = [
         json.loads(request.get_data())["data"]["ticket"]["title"] for request, _ in httpserver.log
@@ -348,9 +335,9 @@ def test_a_suspended_workspaces_deliveries_wait_for_it(
         held = deliver_all(runtime, slugs=[ws.slug], now=t0)
     finally:
         set_status("active")
-    assert (held.tenants, _counts(held), httpserver.log) == (0, (0, 0, 0), [])
+    assert (held.tenants, counts(held), httpserver.log) == (0, (0, 0, 0), [])
     assert _only(runtime, ws).attempts == 0
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (1, 0, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (1, 0, 0)
 
 
 def test_the_in_process_worker_delivers_until_told_to_stop(
@@ -429,7 +416,7 @@ def test_customer_and_assignee_get_their_notifications(
     )
     assert resolved.status_code == 200
 
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (3, 0, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (3, 0, 0)
 
     received = [(e.mail_from, e.rcpt_tos) for e in inbox.envelopes]
     assert received == [
@@ -455,7 +442,7 @@ def test_customer_and_assignee_get_their_notifications(
     assert f"Your ticket #{ticket_id} was marked resolved" in resolution.get_content()
     rows = _rows(runtime, ws, "email")
     assert all(row.delivered_at == t0 and row.attempts == 1 for row in rows)
-    assert [_attempts(runtime, ws, row.id) for row in rows] == [[(250, "")]] * 3
+    assert [attempts(runtime, ws, row.id) for row in rows] == [[(250, "")]] * 3
 
 
 def test_an_auto_assigned_ticket_notifies_the_agent_it_went_to(
@@ -476,7 +463,7 @@ def test_an_auto_assigned_ticket_notifies_the_agent_it_went_to(
     shown = client.get(f"{API}/tickets/{ticket_id}", headers=admin).json()
     assert shown["assignee_id"] == str(agent.user_id)
 
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (2, 0, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (2, 0, 0)
     assert [e.rcpt_tos for e in inbox.envelopes] == [[CUSTOMER], [agent.email]]
     assert inbox.messages()[1]["Subject"] == f"[#{ticket_id}] assigned to you: Printer jams"
 
@@ -504,7 +491,7 @@ def test_unassigning_or_changing_other_fields_sends_no_assignment_mail(
         response = client.patch(url, json=change, headers=admin)
         assert response.status_code == 200, response.text
 
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (2, 0, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (2, 0, 0)
     assert [e.rcpt_tos for e in inbox.envelopes] == [[CUSTOMER], [agent.email]]
 
 
@@ -520,17 +507,17 @@ def test_mail_waits_while_the_relay_is_down_and_goes_out_later(
     runtime = _mail_runtime(configured, port)
     _ticket(client, admin)
 
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
     row = _only(runtime, ws, "email")
     assert (row.attempts, row.next_attempt_at) == (1, t0 + timedelta(seconds=30))
-    [(code, error)] = _attempts(runtime, ws, row.id)
+    [(code, error)] = attempts(runtime, ws, row.id)
     assert code is None
     # The single-relay settings are one provider, named "smtp".
     assert error.startswith("smtp: ConnectionRefusedError")
 
     inbox, _ = smtp_server(port)
     later = deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(seconds=30))
-    assert _counts(later) == (1, 0, 0)
+    assert counts(later) == (1, 0, 0)
     assert [e.rcpt_tos for e in inbox.envelopes] == [[CUSTOMER]]
     assert _only(runtime, ws, "email").delivered_at == t0 + timedelta(seconds=30)
 
@@ -540,14 +527,14 @@ def test_mail_is_given_up_after_the_last_attempt(
 ) -> None:
     runtime = _mail_runtime(configured, _free_port(), delivery_max_attempts=2)  # nobody listens
     _ticket(client, admin)
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
     last = t0 + timedelta(seconds=30)
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=last)) == (0, 0, 1)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=last)) == (0, 0, 1)
     row = _only(runtime, ws, "email")
     assert (row.attempts, row.failed_at, row.delivered_at) == (2, last, None)
-    assert len(_attempts(runtime, ws, row.id)) == 2
+    assert len(attempts(runtime, ws, row.id)) == 2
     later = deliver_all(runtime, slugs=[ws.slug], now=t0 + timedelta(days=30))
-    assert _counts(later) == (0, 0, 0)
+    assert counts(later) == (0, 0, 0)
 
 
 def test_starttls_that_the_relay_does_not_offer_sends_nothing_in_clear(
@@ -561,9 +548,9 @@ def test_starttls_that_the_relay_does_not_offer_sends_nothing_in_clear(
     inbox, port = smtp_server()
     runtime = _mail_runtime(configured, port, smtp_tls="starttls")
     _ticket(client, admin)
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 1, 0)
     assert inbox.envelopes == []
-    [(_, error)] = _attempts(runtime, ws, _only(runtime, ws, "email").id)
+    [(_, error)] = attempts(runtime, ws, _only(runtime, ws, "email").id)
     assert "STARTTLS" in error
 
 
@@ -581,14 +568,14 @@ def test_the_relay_login_uses_the_configured_credentials(
         configured, port, smtp_username="helpdesk", smtp_password=SecretStr("not-it")
     )
     _ticket(client, admin)
-    assert _counts(deliver_all(wrong, slugs=[ws.slug], now=t0)) == (0, 1, 0)
-    [(code, _)] = _attempts(wrong, ws, _only(wrong, ws, "email").id)
+    assert counts(deliver_all(wrong, slugs=[ws.slug], now=t0)) == (0, 1, 0)
+    [(code, _)] = attempts(wrong, ws, _only(wrong, ws, "email").id)
     assert code == 535
 
     right = _mail_runtime(
         configured, port, smtp_username="helpdesk", smtp_password=SecretStr("relay-password")
     )
-    assert _counts(deliver_all(right, slugs=[ws.slug], now=t0 + timedelta(seconds=30))) == (
+    assert counts(deliver_all(right, slugs=[ws.slug], now=t0 + timedelta(seconds=30))) == (
         1,
         0,
         0,
@@ -611,10 +598,10 @@ def test_a_recipient_the_relay_refuses_outright_is_not_retried(
     inbox.refuse.add(CUSTOMER)
     runtime = _mail_runtime(configured, port)
     _ticket(client, admin)
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 0, 1)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 0, 1)
     row = _only(runtime, ws, "email")
     assert (row.attempts, row.failed_at) == (1, t0)
-    assert _attempts(runtime, ws, row.id) == [(550, "smtp: recipient refused (550)")]
+    assert attempts(runtime, ws, row.id) == [(550, "smtp: recipient refused (550)")]
 
 
 def test_without_an_smtp_host_mail_waits_in_the_outbox(
@@ -622,6 +609,6 @@ def test_without_an_smtp_host_mail_waits_in_the_outbox(
 ) -> None:
     runtime = configured(smtp_host=None)
     _ticket(client, admin)
-    assert _counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 0, 0)
+    assert counts(deliver_all(runtime, slugs=[ws.slug], now=t0)) == (0, 0, 0)
     row = _only(runtime, ws, "email")
     assert (row.attempts, row.delivered_at, row.failed_at) == (0, None, None)
