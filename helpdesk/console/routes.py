@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from helpdesk.console.routes_admin import router as admin_router
 from helpdesk.console.routes_compliance import router as compliance_router
+from helpdesk.console.routes_customers import router as customers_router
 from helpdesk.console.routes_dashboard import router as dashboard_router
 from helpdesk.console.routes_portal import router as portal_router
 from helpdesk.console.routes_session import router as session_router
@@ -13,6 +14,7 @@ from helpdesk.console.routes_workspace import router as workspace_router
 ROUTERS: list[APIRouter] = [
     session_router,
     tickets_router,
+    customers_router,
     admin_router,
     compliance_router,
     portal_router,
