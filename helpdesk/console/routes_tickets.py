@@ -1,6 +1,6 @@
-"""Agents' pages: the work queue, search and filters, a ticket with its thread, reply, assign,
-status and priority; a customer with their tickets. Each page calls the API's services and
-records the audit event the matching API call records."""
+"""Agents' pages: the work queue, search and filters, a ticket with its thread, reply, assign
+(to any member who may work tickets), status and priority. Each page calls the API's services
+and records the audit event the matching API call records."""
 
 import uuid
 from typing import Annotated
@@ -13,7 +13,6 @@ from auth.permissions import Permission, TicketScope
 from helpdesk.comments import service as comments
 from helpdesk.comments.schemas import CommentIn
 from helpdesk.console.web import PREFIX, allow, page, parse, redirect
-from helpdesk.customers import service as customers
 from helpdesk.pipeline import AppRoute, RowId, Scope
 from helpdesk.tickets import routes as ticket_routes
 from helpdesk.tickets import service as tickets
@@ -24,7 +23,6 @@ router = APIRouter(route_class=AppRoute)
 Reader = Annotated[Scope, Depends(allow(Permission.TICKETS_READ))]
 Updater = Annotated[Scope, Depends(allow(Permission.TICKETS_UPDATE))]
 Commenter = Annotated[Scope, Depends(allow(Permission.COMMENTS_CREATE))]
-CustomerReader = Annotated[Scope, Depends(allow(Permission.CUSTOMERS_READ))]
 PAGE_SIZE = 50
 # An empty select or search box arrives as "", which means "any".
 Optional = Annotated[str | None, Query(max_length=200)]
@@ -94,6 +92,7 @@ async def ticket_page(request: Request, ticket_id: RowId, scope: Reader) -> Resp
     ticket = (await scope.run(tickets.get_ticket, caller, ticket_id)).out()
     # The repository shows a customer public replies only; the rest see notes marked.
     thread = await scope.run(comments.list_comments, caller, ticket_id, after_id=None, limit=500)
+    workers = await scope.run(tickets.assignable_members, caller)
     await scope.audit("ticket.read", "ticket", ticket.id, personal_data=True)
     return page(
         request,
@@ -102,6 +101,8 @@ async def ticket_page(request: Request, ticket_id: RowId, scope: Reader) -> Resp
         title=f"#{ticket.id} {ticket.title}",
         ticket=ticket,
         thread=thread,
+        workers=[w for w in workers if w.user_id != caller.user_id],
+        assignee=next((w for w in workers if w.user_id == ticket.assignee_id), None),
         statuses=list(TicketStatus),
         priorities=list(TicketPriority),
     )
@@ -149,33 +150,10 @@ async def update(
 
 
 def _assignee(scope: Scope, choice: str) -> uuid.UUID | str | None:
-    """ "me", "nobody", or a member's id typed in; the service checks who may be assigned."""
+    """ "me", "nobody", or a member's id from the page's list; the service checks who may be
+    assigned."""
     if choice == "me":
         return scope.caller.user_id
     if choice in ("", "nobody"):
         return None
     return choice.strip()
-
-
-@router.get("/customers/{customer_id}")
-async def customer_page(request: Request, customer_id: RowId, scope: CustomerReader) -> Response:
-    customer = await scope.run(customers.get_customer, customer_id)
-    theirs: list[object] = []
-    if Permission.TICKETS_READ in scope.caller.permissions:
-        views = await scope.run(
-            tickets.list_tickets,
-            scope.caller,
-            TicketFilters(customer_id=customer_id),
-            after_id=None,
-            limit=PAGE_SIZE,
-        )
-        theirs = list(views)
-    await scope.audit("customer.read", "customer", customer.id, personal_data=True)
-    return page(
-        request,
-        "customer.html",
-        scope,
-        title=customer.name or customer.email,
-        customer=customer,
-        tickets=theirs,
-    )

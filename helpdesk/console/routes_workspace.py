@@ -1,6 +1,7 @@
-"""Workspace administration pages: settings (SLA hours, business hours, auto-assignment,
-auto-close; the tier targets that follow) and webhooks. Each form calls the API route it
-stands for, so validation, the change's diff and its audit event are the API's."""
+"""Workspace administration pages: settings (SLA hours, business hours, auto-assignment and
+the lowest priority it takes, auto-close; the tier targets that follow) and webhooks. Each form
+calls the API route it stands for, so validation, the change's diff and its audit event are the
+API's."""
 
 from typing import Annotated, Any
 
@@ -63,6 +64,7 @@ async def save_settings(request: Request, scope: SettingsManager) -> Response:
         business_end=text("business_end"),
         business_days="".join(str(n) for n in range(1, 8) if text(f"day_{n}") == "on"),
         auto_assign=text("auto_assign") == "on",
+        auto_assign_min_priority=text("auto_assign_min_priority") or None,
         auto_close_days=text("auto_close_days") or "0",
     )
     await settings_routes.put_settings(body, scope)

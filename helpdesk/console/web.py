@@ -223,9 +223,13 @@ def install(app: FastAPI, routers: list[Any]) -> None:
 
 def parse(model: type[M], **data: Any) -> M:
     """A form's fields through the API's own request model, so the console accepts exactly
-    what the API accepts; a refusal is a page naming the fields, as a 422."""
+    what the API accepts; a refusal is a page naming the fields and why, as a 422."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        fields = ", ".join(str(e["loc"][-1]) for e in exc.errors() if e["loc"]) or "the form"
-        raise InvalidInput(f"Some fields are not valid: {fields}.") from None
+        reasons = "; ".join(
+            f"{e['loc'][-1]}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+            if e["loc"]
+        )
+        raise InvalidInput(f"Some fields are not valid: {reasons or 'the form'}.") from None

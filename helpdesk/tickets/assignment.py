@@ -35,22 +35,48 @@ def roles_that_receive_tickets() -> list[str]:
     ]
 
 
+# Members whose role may work tickets: a built-in one that does, or a custom one holding the
+# permission.
+_WORKERS = (
+    " FROM public.members m"
+    " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
+    " WHERE m.tenant_id = :t"
+    " AND (m.role = ANY(:roles) OR :permission = ANY(cr.permissions))"
+)
+
+
+def _workers_parameters(tenant_id: uuid.UUID) -> dict[str, object]:
+    return {
+        "t": tenant_id,
+        "roles": roles_that_work_tickets(),
+        "permission": Permission.TICKETS_UPDATE.value,
+    }
+
+
 def may_work_tickets(session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     row = session.execute(
-        text(
-            "SELECT 1 FROM public.members m"
-            " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
-            " WHERE m.tenant_id = :t AND m.user_id = :u"
-            " AND (m.role = ANY(:roles) OR :permission = ANY(cr.permissions))"
-        ),
-        {
-            "t": tenant_id,
-            "u": user_id,
-            "roles": roles_that_work_tickets(),
-            "permission": Permission.TICKETS_UPDATE.value,
-        },
+        text("SELECT 1" + _WORKERS + " AND m.user_id = :u"),
+        {**_workers_parameters(tenant_id), "u": user_id},
     ).first()
     return row is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A member a ticket may be assigned to, as a person picks them: by name."""
+
+    user_id: uuid.UUID
+    name: str
+    email: str
+
+
+def ticket_workers(session: Session, tenant_id: uuid.UUID) -> list[Worker]:
+    """Every member who may be assigned tickets (``may_work_tickets``), by name."""
+    rows = session.execute(
+        text("SELECT m.user_id, m.name, m.email" + _WORKERS + " ORDER BY lower(m.name), m.email"),
+        _workers_parameters(tenant_id),
+    )
+    return [Worker(row.user_id, row.name, row.email) for row in rows]
 
 
 def auto_assigns(settings: WorkspaceSettings, priority: str) -> bool:

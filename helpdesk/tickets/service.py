@@ -27,7 +27,13 @@ from helpdesk.sla import state as sla_state
 from helpdesk.sla.policy import targets
 from helpdesk.sla.service import due_after, load_settings
 from helpdesk.tickets import repository
-from helpdesk.tickets.assignment import auto_assigns, may_work_tickets, route_ticket
+from helpdesk.tickets.assignment import (
+    Worker,
+    auto_assigns,
+    may_work_tickets,
+    route_ticket,
+    ticket_workers,
+)
 from helpdesk.tickets.models import Ticket
 from helpdesk.tickets.repository import Visibility
 from helpdesk.tickets.schemas import (
@@ -442,6 +448,13 @@ def check_assignee(session: Session, caller: Caller, assignee_id: uuid.UUID | No
             code="invalid_assignee",
             field="assignee_id",
         )
+
+
+def assignable_members(session: Session, caller: Caller) -> list[Worker]:
+    """Whom ``caller`` may assign tickets to, by name; nobody when it may not assign."""
+    if Permission.TICKETS_ASSIGN not in caller.permissions or caller.tenant is None:
+        return []
+    return ticket_workers(session, caller.tenant.id)
 
 
 def delete_ticket(session: Session, caller: Caller, ticket_id: int) -> None:

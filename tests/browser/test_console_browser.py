@@ -40,6 +40,7 @@ def test_an_agent_finds_a_ticket_by_search_replies_assigns_and_resolves_it(
     page: Page, served: LiveServer, factory: Factory, ws: Workspace
 ) -> None:
     agent = factory.member(ws, "agent")
+    colleague = factory.member(ws, "agent")
     word = f"zebra{uuid.uuid4().hex[:6]}"
     headers = factory.headers(ws.admin, ws)
     wanted = _ticket(served, headers, f"VPN {word} drops every hour", "carla@example.com")
@@ -70,6 +71,10 @@ def test_an_agent_finds_a_ticket_by_search_replies_assigns_and_resolves_it(
     page.get_by_role("button", name="Send").click()
     expect(page.locator("article.comment.internal")).to_contain_text("DHCP lease")
 
+    # A colleague is chosen by name; then the agent takes the ticket back.
+    page.get_by_label("Assignee").select_option(f"agent user ({colleague.email})")
+    page.get_by_role("button", name="Assign").click()
+    expect(page.locator("#ticket-assignee")).to_have_text("agent user")
     page.get_by_label("Assignee").select_option("me")
     page.get_by_role("button", name="Assign").click()
     expect(page.locator("#ticket-assignee")).to_have_text("You")
@@ -84,6 +89,15 @@ def test_an_agent_finds_a_ticket_by_search_replies_assigns_and_resolves_it(
         ticket = http.get(f"/api/v1/tickets/{wanted}", headers=headers).json()
     assert ticket["status"] == "resolved"
     assert ticket["assignee_id"] == str(agent.user_id)
+
+    page.get_by_role("link", name="Carla Customer").click()
+    check_page(page, "agent-customer")
+    page.get_by_label("Phone").fill("202 555 0143")
+    page.get_by_label("Tier", exact=True).select_option("premium")
+    page.get_by_role("button", name="Save customer").click()
+    expect(page.get_by_role("status")).to_have_text("Customer saved.")
+    expect(page.locator("#customer-tier")).to_have_text("premium")
+    expect(page.locator("#customer-phone")).to_have_text("+12025550143")
 
     page.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("img", name=re.compile("tickets opened and solved"))).to_be_visible()
@@ -130,16 +144,37 @@ def test_an_admin_invites_a_member_who_sets_a_password_and_creates_a_custom_role
     check_page(page, "admin-roles-custom")
 
 
-def test_an_admin_changes_workspace_settings_and_adds_a_webhook(page: Page, ws: Workspace) -> None:
+def test_an_admin_changes_settings_and_routing_and_adds_a_webhook(
+    page: Page, factory: Factory, ws: Workspace
+) -> None:
+    agent = factory.member(ws, "agent")
     sign_in(page, ws, ws.admin)
     page.get_by_role("link", name="Settings").click()
     check_page(page, "admin-settings")
     page.get_by_label("High", exact=True).fill("2")
     page.get_by_label("Assign new tickets to the least-loaded agent").check()
+    page.get_by_label("Assign automatically only tickets of this priority or higher").select_option(
+        "medium"
+    )
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("status")).to_have_text("Settings saved.")
     expect(page.get_by_label("High", exact=True)).to_have_value("2.0")
     expect(page.get_by_label("Assign new tickets to the least-loaded agent")).to_be_checked()
+    expect(
+        page.get_by_label("Assign automatically only tickets of this priority or higher")
+    ).to_have_value("medium")
+
+    page.get_by_role("link", name="set members' skills and seniority").click()
+    row = page.get_by_role("row", name=re.compile(re.escape(agent.email)))
+    row.get_by_label(f"Skills of {agent.email}").fill("billing, VPN")
+    row.get_by_label("Senior").check()
+    row.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Routing saved.")
+    expect(row.get_by_label(f"Skills of {agent.email}")).to_have_value("billing, vpn")
+    expect(row.get_by_label("Senior")).to_be_checked()
+    check_page(page, "admin-routing")
+
+    page.get_by_role("link", name="workspace settings").click()
 
     page.get_by_role("link", name="Change the targets of each customer tier").click()
     premium = page.get_by_role("group", name="Premium tier")

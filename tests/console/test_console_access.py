@@ -118,6 +118,7 @@ MATRIX = [
     Row("GET", "/app/customers/{customer}", (200, 200, 200, 200, 403), "customer.read"),
     Row("GET", "/app/dashboard",          (200, 200, 200, 403, 303), "ticket.list"),
     Row("GET", "/app/members",            (200, 403, 403, 403, 403), "member.list"),
+    Row("GET", "/app/members/routing",    (200, 403, 403, 403, 403), "member.list"),
     Row("GET", "/app/roles",              (200, 403, 403, 403, 403), None),
     Row("GET", "/app/settings",           (200, 403, 403, 403, 403), None),
     Row("GET", "/app/settings/tiers",     (200, 403, 403, 403, 403), None),
@@ -136,12 +137,16 @@ MATRIX = [
         lambda: {"body": "internal note", "visibility": "internal"}),
     Row("POST", "/app/members",           (200, 403, 403, 403, 403), "member.add",
         lambda: {"email": f"{_fresh('new')}@example.com", "name": "New", "role": "agent"}),
+    Row("POST", "/app/members/{agent}/routing", (303, 403, 403, 403, 403), "member.update",
+        lambda: {"skills": "billing, vpn", "senior": "on"}),
+    Row("POST", "/app/customers/{customer}", (303, 303, 403, 403, 403), "customer.update",
+        lambda: {"name": "Carla Renamed", "tier": "premium", "phone": "+1 202 555 0143"}),
     Row("POST", "/app/roles",             (303, 403, 403, 403, 403), "role.create",
         lambda: {"name": _fresh("role"), "permissions": "tickets.read"}),
     Row("POST", "/app/settings",          (200, 403, 403, 403, 403), "settings.update",
         lambda: {"sla_high": "3", "timezone": "UTC", "business_start": "09:00",
                  "business_end": "17:00", "day_1": "on", "day_2": "on", "auto_assign": "on",
-                 "auto_close_days": "7"}),
+                 "auto_assign_min_priority": "high", "auto_close_days": "7"}),
     Row("POST", "/app/settings/tiers",    (200, 403, 403, 403, 403), "settings.update",
         lambda: {"premium-critical-first_response_hours": "0.5"}),
     Row("POST", "/app/webhooks",          (303, 403, 403, 403, 403), "webhook.create",
@@ -186,7 +191,9 @@ def test_console_role_matrix(world: World, runtime: Runtime, row: Row, column: i
     cookie, csrf = world.sessions[role]
     client = world.client
     session = {"Cookie": f"{COOKIE}={cookie}"}
-    path = row.path.format(ticket=world.ticket, customer=world.customer)
+    path = row.path.format(
+        ticket=world.ticket, customer=world.customer, agent=world.members["agent"].user_id
+    )
     mark = _mark(runtime, world.ws)
     if row.method == "GET":
         response = client.get(path, headers=session, follow_redirects=False)

@@ -1,5 +1,5 @@
-"""Agents' pages over HTTP: the queue's order and paging, search, and what a customer's portal
-leaves out (internal notes, other people's tickets)."""
+"""Agents' pages over HTTP: the queue's order and paging, search, assigning to a colleague, and
+what a customer's portal leaves out (internal notes, other people's tickets)."""
 
 import re
 
@@ -110,3 +110,63 @@ def test_what_people_type_is_shown_as_text_never_as_markup(
         assert "<img src=x" not in html
         assert "<script>alert" not in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in client.get(f"/app/tickets/{ticket}").text
+
+
+def test_an_agent_assigns_a_ticket_to_another_member_who_works_tickets(
+    client: TestClient, factory: Factory, ws: Workspace
+) -> None:
+    headers = factory.headers(ws.admin, ws)
+    ticket = _ticket(client, headers, "Printer on fire")
+    colleague = factory.member(ws, "agent")
+    viewer = factory.member(ws, "viewer")
+    csrf = sign_in(client, ws, factory.member(ws, "agent"))
+    page = client.get(f"/app/tickets/{ticket}").text
+    # The choice is by name, among those who may work tickets: a viewer cannot.
+    assert f'<option value="{colleague.user_id}">agent user ({colleague.email})</option>' in page
+    assert f'<option value="{ws.admin.user_id}">' in page
+    assert str(viewer.user_id) not in page
+
+    response = client.post(
+        f"/app/tickets/{ticket}",
+        data={"assignee": str(colleague.user_id), "csrf_token": csrf},
+        headers={"Origin": ORIGIN},
+    )
+    assert response.status_code == 200
+    assert '<dd id="ticket-assignee">agent user</dd>' in response.text
+    saved = client.get(f"/api/v1/tickets/{ticket}", headers=headers).json()
+    assert saved["assignee_id"] == str(colleague.user_id)
+
+
+def test_assigning_to_a_member_who_cannot_work_tickets_is_refused_clearly(
+    client: TestClient, factory: Factory, ws: Workspace
+) -> None:
+    ticket = _ticket(client, factory.headers(ws.admin, ws), "Printer on fire")
+    viewer = factory.member(ws, "viewer")
+    csrf = sign_in(client, ws, ws.admin)
+    for choice, reason in (
+        (str(viewer.user_id), "The assignee must be a member of this workspace who may work"),
+        ("not-an-id", "assignee_id: Input should be a valid UUID"),
+    ):
+        response = client.post(
+            f"/app/tickets/{ticket}",
+            data={"assignee": choice, "csrf_token": csrf},
+            headers={"Origin": ORIGIN},
+        )
+        assert response.status_code == 422, choice
+        assert reason in response.text
+
+
+def test_a_role_without_tickets_assign_gets_no_assignee_choice(
+    client: TestClient, factory: Factory, ws: Workspace
+) -> None:
+    created = client.post(
+        "/api/v1/roles",
+        json={"name": "triage", "permissions": ["tickets.read", "tickets.update"]},
+        headers=factory.headers(ws.admin, ws),
+    )
+    assert created.status_code == 201, created.text
+    ticket = _ticket(client, factory.headers(ws.admin, ws), "Printer on fire")
+    sign_in(client, ws, factory.member(ws, "triage"))
+    page = client.get(f"/app/tickets/{ticket}").text
+    assert "Change status" in page
+    assert 'id="set-assignee"' not in page
