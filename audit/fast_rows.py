@@ -19,9 +19,25 @@ from audit.chain import CHAINED_FIELDS
 _SORTED = orjson.OPT_SORT_KEYS
 _NDJSON_KEYS = frozenset((*CHAINED_FIELDS, "personal", "prev_hash", "hash"))
 _BOOLEANS = {"true": True, "false": False}
-# CSV cells in the export's column order (audit.export_file.COLUMNS), by position.
-_ID, _PERSONAL_DATA, _PERSONAL_DIGEST, _PERSONAL, _PREV_HASH, _HASH = 0, 10, 11, 12, 13, 14
-_CSV_CELLS = 15
+# A CSV row's cells by position, in the export's column order (audit.export_rows.COLUMNS; a
+# test in tests/unit/test_fast_rows.py holds the two together).
+(
+    _ID,
+    _OCCURRED_AT,
+    _ACTOR_ID,
+    _ACTOR_ROLE,
+    _ACTION,
+    _TARGET_TYPE,
+    _TARGET_ID,
+    _OUTCOME,
+    _REQUEST_ID,
+    _CHANGES,
+    _PERSONAL_DATA,
+    _PERSONAL_DIGEST,
+    _PERSONAL,
+    _PREV_HASH,
+    _HASH,
+) = _CELLS = range(15)
 
 
 class Link(NamedTuple):
@@ -50,11 +66,11 @@ def ndjson_row(line: bytes) -> Link | None:
 def csv_row(cells: list[str]) -> Link | None:
     """As ``ndjson_row``, for a CSV row's cells read with empty cells as null (the reading the
     export writes; the others are left to ``audit.export_file``)."""
-    if len(cells) != _CSV_CELLS:
+    if len(cells) != len(_CELLS):
         return None
     try:
         event_id = int(cells[_ID])
-        changes = orjson.loads(cells[9])
+        changes = orjson.loads(cells[_CHANGES])
         personal = orjson.loads(cells[_PERSONAL]) if cells[_PERSONAL] else None
     except ValueError:  # orjson.JSONDecodeError is a ValueError
         return None
@@ -63,14 +79,14 @@ def csv_row(cells: list[str]) -> Link | None:
         return None
     chained = {
         "id": event_id,
-        "occurred_at": cells[1] or None,
-        "actor_id": cells[2] or None,
-        "actor_role": cells[3] or None,
-        "action": cells[4] or None,
-        "target_type": cells[5] or None,
-        "target_id": cells[6] or None,
-        "outcome": cells[7] or None,
-        "request_id": cells[8] or None,
+        "occurred_at": cells[_OCCURRED_AT] or None,
+        "actor_id": cells[_ACTOR_ID] or None,
+        "actor_role": cells[_ACTOR_ROLE] or None,
+        "action": cells[_ACTION] or None,
+        "target_type": cells[_TARGET_TYPE] or None,
+        "target_id": cells[_TARGET_ID] or None,
+        "outcome": cells[_OUTCOME] or None,
+        "request_id": cells[_REQUEST_ID] or None,
         "changes": changes,
         "personal_data": personal_data,
         "personal_digest": cells[_PERSONAL_DIGEST] or None,

@@ -11,6 +11,7 @@ import pytest
 
 from audit.chain import GENESIS, canonical, event_hash, personal_digest
 from audit.export_file import ExportFormat, export_chunks, verify_export
+from audit.export_rows import COLUMNS
 from audit.fast_rows import Link, csv_row, ndjson_row
 
 pytestmark = pytest.mark.unit
@@ -108,6 +109,7 @@ PLAIN = {"changes": {"status": "pending", "tags": ["vpn", "zoë"]}}
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_the_fast_path_vouches_for_an_intact_row(fmt: ExportFormat) -> None:
     event = _chain([PLAIN])[0]
+    assert tuple(event) == COLUMNS  # so the CSV row's cells are where the export puts them
     assert _fast(_line(event, fmt), fmt) == Link(1, GENESIS, event["hash"])
 
 
