@@ -28,7 +28,6 @@ comparing ``chain_head`` with a head known independently (the ``X-Audit-Chain-He
 ``GET /audit/verify`` later, a copy kept elsewhere): pass it as ``expected_head``.
 """
 
-import csv
 import hashlib
 import itertools
 import json
@@ -39,7 +38,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from audit.chain import CHAINED_FIELDS, canonical, event_hash, personal_digest
+from audit.chain import canonical
+from audit.export_rows import (
+    COLUMNS,
+    Invalid,
+    RowChecker,
+    check_csv_rows,
+    check_ndjson_rows,
+    decoded,
+)
 
 
 class ExportFormat(StrEnum):
@@ -48,11 +55,8 @@ class ExportFormat(StrEnum):
 
 
 EXPORT_VERSION = 1
-COLUMNS = (*CHAINED_FIELDS, "personal", "prev_hash", "hash")
 CSV_MANIFEST_PREFIX = b"#manifest "
 CHUNK_BYTES = 64 * 1024
-# CSV cells that may be null; every other cell always holds a value.
-_NULLABLE_TEXT = ("actor_id", "actor_role", "target_type", "target_id", "request_id")
 _CSV_HEADER = (",".join(COLUMNS) + "\n").encode()
 _MANIFEST_TYPES: dict[str, type] = {
     "format": str,
@@ -170,12 +174,6 @@ class FileVerdict:
     complete_chain: bool | None = None
 
 
-class _Invalid(Exception):
-    def __init__(self, reason: str, line: int | None = None, event_id: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.line, self.event_id = reason, line, event_id
-
-
 class _Lines:
     """The file's lines but the last, hashed as they pass; the last one is kept as the manifest."""
 
@@ -196,40 +194,6 @@ class _Lines:
         self.last = held
 
 
-class _Rows:
-    """Checks rows one at a time: own hash, personal digest, id order; notes the first break in
-    linkage, which only matters once the manifest says the file is a complete chain."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.first_prev: str | None = None
-        self.last_hash: str | None = None
-        self.last_id: int | None = None
-        self.first_break: tuple[int, int] | None = None  # (line, id)
-
-    def check(self, candidates: Iterable[dict[str, Any]], line: int) -> None:
-        readings = iter(candidates)
-        event = next(readings)
-        event_id = event["id"]
-        if not isinstance(event_id, int) or isinstance(event_id, bool):
-            raise _Invalid("an event id is not an integer", line)
-        if self.last_id is not None and event_id <= self.last_id:
-            raise _Invalid("events are out of id order", line, event_id)
-        if not all(isinstance(event.get(k), str) for k in ("prev_hash", "hash", "personal_digest")):
-            raise _Invalid("an event lacks its hashes", line, event_id)
-        if not any(event_hash(e["prev_hash"], e) == e["hash"] for e in (event, *readings)):
-            raise _Invalid("an event's hash does not match its fields", line, event_id)
-        personal = event["personal"]
-        if personal is not None and personal_digest(personal) != event["personal_digest"]:
-            raise _Invalid("an event's personal values do not match their digest", line, event_id)
-        self.count += 1
-        if self.first_prev is None:
-            self.first_prev = event["prev_hash"]
-        elif event["prev_hash"] != self.last_hash and self.first_break is None:
-            self.first_break = (line, event_id)
-        self.last_hash, self.last_id = event["hash"], event_id
-
-
 def verify_export(
     source: str | Path | IO[bytes], *, expected_head: str | None = None
 ) -> FileVerdict:
@@ -244,15 +208,15 @@ def verify_export(
 
 def _verify_stream(stream: IO[bytes], expected_head: str | None) -> FileVerdict:
     lines = _Lines(stream)
-    rows = _Rows()
+    rows = RowChecker()
     export_format: ExportFormat | None = None
     try:
         export_format = _read_rows(lines, rows)
         if lines.last is None:
-            raise _Invalid("the file is empty")
+            raise Invalid("the file is empty")
         manifest = _read_manifest(lines.last, export_format, lines.count + 1)
         _check_totals(manifest, rows, lines, expected_head)
-    except _Invalid as bad:
+    except Invalid as bad:
         return FileVerdict(
             False,
             rows.count,
@@ -273,70 +237,23 @@ def _verify_stream(stream: IO[bytes], expected_head: str | None) -> FileVerdict:
     )
 
 
-def _read_rows(lines: _Lines, rows: _Rows) -> ExportFormat:
+def _read_rows(lines: _Lines, rows: RowChecker) -> ExportFormat:
     """Check every row line; tell which format the file is in."""
-    texts = _decoded(lines)
-    first = next(texts, None)
+    stream = iter(lines)
+    first = next(stream, None)
     if first is None:
         return ExportFormat.NDJSON  # a lone line: the manifest check says what is wrong with it
-    if not first.startswith("{"):
-        if first.encode() != _CSV_HEADER:
-            raise _Invalid("the first line is neither an event nor the CSV header", 1)
-        reader = csv.reader(texts, strict=True)
-        try:
-            for cells in reader:
-                rows.check(_csv_readings(cells, lines.count), lines.count)
-        except csv.Error as exc:
-            raise _Invalid(f"malformed CSV: {exc}", lines.count) from exc
+    if not decoded(first, lines.count).startswith("{"):
+        if first != _CSV_HEADER:
+            raise Invalid("the first line is neither an event nor the CSV header", 1)
+        check_csv_rows(stream, lines, rows)
         return ExportFormat.CSV
-    for text in itertools.chain([first], texts):
-        rows.check([_ndjson_reading(text, lines.count)], lines.count)
+    check_ndjson_rows(itertools.chain([first], stream), lines, rows)
     return ExportFormat.NDJSON
 
 
-def _decoded(lines: _Lines) -> Iterator[str]:
-    for line in lines:
-        try:
-            yield line.decode()
-        except UnicodeDecodeError as exc:
-            raise _Invalid("a line is not valid UTF-8", lines.count) from exc
-
-
-def _ndjson_reading(text: str, line: int) -> dict[str, Any]:
-    try:
-        event = json.loads(text)
-    except ValueError as exc:
-        raise _Invalid("a line is not valid JSON", line) from exc
-    if not isinstance(event, dict) or set(event) != set(COLUMNS):
-        raise _Invalid("a line is not an audit event with the export's fields", line)
-    return event
-
-
-def _csv_readings(cells: list[str], line: int) -> Iterator[dict[str, Any]]:
-    """The row read with empty cells as null, then, should that not hash, the other readings of
-    its empty nullable text cells (null or empty string)."""
-    if len(cells) != len(COLUMNS):
-        raise _Invalid(f"a row has {len(cells)} cells, not {len(COLUMNS)}", line)
-    raw = dict(zip(COLUMNS, cells, strict=True))
-    try:
-        event: dict[str, Any] = {
-            **{name: raw[name] or None for name in COLUMNS},
-            "id": int(raw["id"]),
-            "personal_data": {"true": True, "false": False}[raw["personal_data"]],
-            "changes": json.loads(raw["changes"]),
-            "personal": json.loads(raw["personal"]) if raw["personal"] else None,
-        }
-    except (ValueError, KeyError) as exc:
-        raise _Invalid("a row has a malformed cell", line) from exc
-    yield event
-    empty = [name for name in _NULLABLE_TEXT if raw[name] == ""]
-    for choice in itertools.product((None, ""), repeat=len(empty)):
-        if any(value == "" for value in choice):
-            yield {**event, **dict(zip(empty, choice, strict=True))}
-
-
 def _read_manifest(line: bytes, export_format: ExportFormat, number: int) -> dict[str, Any]:
-    missing = _Invalid("the manifest line is missing: the file is truncated or not an export")
+    missing = Invalid("the manifest line is missing: the file is truncated or not an export")
     if not line.endswith(b"\n"):
         raise missing
     body = line[:-1]
@@ -357,15 +274,15 @@ def _read_manifest(line: bytes, export_format: ExportFormat, number: int) -> dic
         manifest = parsed
         written = canonical(manifest).encode()
     if not isinstance(manifest, dict) or set(manifest) != _MANIFEST_KEYS:
-        raise _Invalid("the manifest does not have the expected fields", number)
+        raise Invalid("the manifest does not have the expected fields", number)
     if not all(_is(manifest[key], kind) for key, kind in _MANIFEST_TYPES.items()):
-        raise _Invalid("a manifest field has the wrong type", number)
+        raise Invalid("a manifest field has the wrong type", number)
     if manifest["export_version"] != EXPORT_VERSION:
-        raise _Invalid(f"export version {manifest['export_version']} is not one this checker reads")
+        raise Invalid(f"export version {manifest['export_version']} is not one this checker reads")
     if written != body or manifest["manifest_sha256"] != manifest_digest(manifest):
-        raise _Invalid("the manifest was altered", number)
+        raise Invalid("the manifest was altered", number)
     if manifest["format"] != export_format:
-        raise _Invalid(f"the manifest names {manifest['format']!r} but the file is {export_format}")
+        raise Invalid(f"the manifest names {manifest['format']!r} but the file is {export_format}")
     return manifest
 
 
@@ -375,24 +292,24 @@ def _is(value: Any, kind: type) -> bool:
 
 
 def _check_totals(
-    manifest: Mapping[str, Any], rows: _Rows, lines: _Lines, expected_head: str | None
+    manifest: Mapping[str, Any], rows: RowChecker, lines: _Lines, expected_head: str | None
 ) -> None:
     if manifest["rows"] != rows.count:
-        raise _Invalid(f"the manifest counts {manifest['rows']} rows, the file holds {rows.count}")
+        raise Invalid(f"the manifest counts {manifest['rows']} rows, the file holds {rows.count}")
     if manifest["sha256"] != lines.digest.hexdigest():
-        raise _Invalid("the rows' SHA-256 differs from the manifest's")
+        raise Invalid("the rows' SHA-256 differs from the manifest's")
     if manifest["complete_chain"]:
         if manifest["filters"]:
-            raise _Invalid("the manifest claims a complete chain for a filtered export")
+            raise Invalid("the manifest claims a complete chain for a filtered export")
         if rows.first_break is not None:
             line, event_id = rows.first_break
-            raise _Invalid("an event does not link to the one before it", line, event_id)
+            raise Invalid("an event does not link to the one before it", line, event_id)
         if rows.count == 0:
             if manifest["chain_start"] != manifest["chain_head"]:
-                raise _Invalid("the file holds no events, yet its chain start is not its head")
+                raise Invalid("the file holds no events, yet its chain start is not its head")
         elif rows.first_prev != manifest["chain_start"]:
-            raise _Invalid("the first event does not link to the chain's start")
+            raise Invalid("the first event does not link to the chain's start")
         elif rows.last_hash != manifest["chain_head"]:
-            raise _Invalid("the last event is not the chain head the manifest names")
+            raise Invalid("the last event is not the chain head the manifest names")
     if expected_head is not None and manifest["chain_head"] != expected_head:
-        raise _Invalid("the chain head differs from the one expected")
+        raise Invalid("the chain head differs from the one expected")
