@@ -1,6 +1,7 @@
 """Provisioning N workspaces, then migrating one new tenant revision across all of them.
 
-    python -m bench.provisioning [--tenants 1000] [--concurrency 4] [--database-url URL]
+    python -m bench.provisioning [--tenants 1000] [--concurrency 4] [--batch-size 50]
+                                 [--database-url URL]
 
 Starts its own embedded PostgreSQL in a temporary directory (or connects to --database-url, a
 server on which it may create databases and roles), creates a fresh database, migrates public,
@@ -35,7 +36,7 @@ from helpdesk.core.embedded import EmbeddedPostgres
 from helpdesk.core.settings import Settings
 from helpdesk.migrate import upgrade_public
 from migrations.models import tenant_ddl
-from tenants.migrations import TenantMigrationResult, migrate_tenants, tenant_versions
+from tenants.migrations import BATCH_SIZE, TenantMigrationResult, migrate_tenants, tenant_versions
 from tenants.models import Tenant
 from tenants.provisioning import TENANT_GROUP_ROLE, provision_tenant
 from tenants.schema import tenant_head, tenant_script
@@ -127,7 +128,7 @@ def provision_all(engine: Engine, slugs: Sequence[str]) -> list[float]:
 
 
 def migrate(
-    engine: Engine, concurrency: int, label: str
+    engine: Engine, concurrency: int, batch_size: int, label: str
 ) -> tuple[list[TenantMigrationResult], float]:
     planned: list[int] = []
     started = time.perf_counter()
@@ -135,12 +136,13 @@ def migrate(
         engine,
         script=tenant_script(str(FIXTURE_REVISIONS)),
         concurrency=concurrency,
+        batch_size=batch_size,
         on_plan=planned.append,
     )
     elapsed = time.perf_counter() - started
     failed = [r for r in results if not r.ok]
     print(
-        f"{label}: {planned[0]} workspaces behind head, {len(results) - len(failed)} upgraded, "
+        f"{label}: {planned[0]} workspaces behind head, {sum(r.upgraded for r in results)} upgraded, "
         f"{len(failed)} failed, in {elapsed:.2f} s"
     )
     for result in failed[:5]:
@@ -179,6 +181,7 @@ def main() -> None:
     )
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument(
         "--database-url",
         help="a server to create a fresh database (and roles) on, instead of an embedded server",
@@ -195,7 +198,8 @@ def main() -> None:
             with engine.connect() as conn:
                 version = conn.execute(text("SHOW server_version")).scalar_one()
             print(
-                f"PostgreSQL {version}; {args.tenants} workspaces; concurrency {args.concurrency}"
+                f"PostgreSQL {version}; {args.tenants} workspaces; concurrency {args.concurrency};"
+                f" {args.batch_size} workspaces per migration batch"
             )
             upgrade_public(engine)
 
@@ -211,9 +215,11 @@ def main() -> None:
             print(f"\nMigrating {tenant_head()} -> {extra_head} across every workspace:")
             floor = raw_sql_floor(url, [schema_name(slug) for slug in slugs])
             print(f"  raw-SQL floor, one connection: {args.tenants} workspaces in {floor:.2f} s")
-            results, elapsed = migrate(engine, args.concurrency, "  first run")
+            results, elapsed = migrate(engine, args.concurrency, args.batch_size, "  first run")
             print(f"  {len(results) / elapsed:.1f} workspaces/s, {elapsed / floor:.2f}x the floor")
-            _, noop = migrate(engine, args.concurrency, "  second run (nothing to do)")
+            _, noop = migrate(
+                engine, args.concurrency, args.batch_size, "  second run (nothing to do)"
+            )
             print(f"  {noop * 1000:.1f} ms for the no-op run over {args.tenants} workspaces")
 
             with engine.connect() as conn:
