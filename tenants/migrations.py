@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from psycopg import sql
 from sqlalchemy import Connection, Engine, select
 
+from tenants.held_ddl import HeldDDL, operations_holding_ddl
 from tenants.locks import LockKey
 from tenants.models import Tenant
 from tenants.schema import VERSION_TABLE_DDL, tenant_script
@@ -35,17 +35,18 @@ BATCH_SIZE = 50
 BUSY = "another migration run is upgrading this workspace"
 MOVED = "another migration run moved this workspace to {revision} after this run planned it"
 
-# One round trip claims a workspace: its scope, its lock, and its version row moved to the
+# One statement claims a workspace: its scope, its lock, and its version row moved to the
 # revision this run will reach. Stamped before the steps run, so a step that fails takes the
 # stamp back with it. The version row is the compare-and-swap: a run that committed since this
 # one planned (even after this statement's snapshot) has moved it, and PostgreSQL re-checks an
 # updated row's newest version before changing it. A row comes back only when the lock was
-# taken (set_config with it), so the steps never run in the wrong scope.
+# taken (set_config with it), so the steps never run in the wrong scope. Literals rather than
+# parameters: it travels in one message with the previous workspace's DDL (tenants/held_ddl.py).
 _CLAIM = sql.SQL(
-    "WITH claim AS (SELECT set_config('search_path', quote_ident(%(schema)s), true),"
-    " pg_try_advisory_xact_lock(hashtext(%(schema)s), %(key)s) AS locked)"
-    " UPDATE {versions} SET version_num = %(to)s FROM claim"
-    " WHERE claim.locked AND version_num = %(from)s RETURNING version_num"
+    "WITH claim AS (SELECT set_config('search_path', quote_ident({schema}), true),"
+    " pg_try_advisory_xact_lock(hashtext({schema}), {key}) AS locked)"
+    " UPDATE {versions} SET version_num = {to} FROM claim"
+    " WHERE claim.locked AND version_num = {from_} RETURNING version_num"
 )
 _WHY_NOT_CLAIMED = sql.SQL(
     "SELECT pg_try_advisory_xact_lock(hashtext(%(schema)s), %(key)s),"
@@ -57,7 +58,7 @@ _SCOPE_AND_LOCK = sql.SQL(
 )
 _FIRST_STAMP = (
     "INSERT INTO alembic_version (version_num) SELECT %(to)s"
-    " WHERE NOT EXISTS (SELECT FROM alembic_version) RETURNING version_num"
+    " WHERE NOT EXISTS (SELECT FROM alembic_version)"
 )
 _LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %(timeout)s, true)"
 _KEY = int(LockKey.TENANT_MIGRATION)
@@ -199,26 +200,24 @@ def migrate_tenants(
 def _upgrade_batch(
     engine: Engine, batch: Sequence[_Upgrade], lock_timeout_ms: int
 ) -> list[TenantMigrationResult]:
+    # Alone, each step's DDL is sent when the step ends, so an error names its revision.
+    alone = len(batch) == 1
     try:
         with engine.connect() as connection, connection.begin():
             raw: Any = connection.connection.driver_connection
             raw.execute(_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"})
             # Set up once for the batch: the operations name no schema (search_path chooses
             # it per workspace), so one context serves every workspace on this connection.
-            operations = Operations(MigrationContext.configure(connection))
-            if len(batch) == 1:
-                # Outside a pipeline an error surfaces at the step that raised it, so the
-                # report names the right revision.
-                return [_upgrade_schema(connection, raw, operations, batch[0])]
-            # In a pipeline a workspace's DDL goes out with the next one's claim, and the batch
-            # waits on the server about once per workspace, as the raw-SQL floor does. An error
-            # may then surface a statement or a workspace late; the one-by-one retry reports it.
-            with raw.pipeline():
-                return [_upgrade_schema(connection, raw, operations, upgrade) for upgrade in batch]
+            operations, ddl = operations_holding_ddl(connection)
+            results = [_upgrade_schema(raw, operations, ddl, upgrade, alone) for upgrade in batch]
+            ddl.send()
+            return results
     except Exception as exc:  # noqa: BLE001 - one tenant's failure is reported, not raised
-        if len(batch) > 1:
+        if not alone:
             # One workspace's failure (or the COMMIT's) rolled back the whole batch: each again
-            # in a transaction of its own, so the failure stays with its workspace.
+            # in a transaction of its own, so the failure stays with its workspace. A batch's
+            # DDL reaches the server with the next workspace's claim, so the error may have
+            # surfaced a workspace late; alone, it cannot.
             return [
                 result
                 for upgrade in batch
@@ -235,17 +234,24 @@ def _upgrade_batch(
 
 
 def _upgrade_schema(
-    connection: Connection, raw: Any, operations: Operations, upgrade: _Upgrade
+    raw: Any, operations: Operations, ddl: HeldDDL, upgrade: _Upgrade, alone: bool
 ) -> TenantMigrationResult:
     version = upgrade.version
     to = upgrade.steps[-1].revision
     versions = sql.Identifier(version.schema_name, "alembic_version")
     params = {"schema": version.schema_name, "key": _KEY, "from": version.revision, "to": to}
     if version.revision is None:
+        ddl.send()
         skipped = _first_stamp(raw, params)
     else:
-        claimed = raw.execute(_CLAIM.format(versions=versions), params).fetchone()
-        skipped = None if claimed else _why_not_claimed(raw, versions, params)
+        claim = _CLAIM.format(
+            versions=versions,
+            schema=sql.Literal(version.schema_name),
+            key=sql.Literal(_KEY),
+            to=sql.Literal(to),
+            from_=sql.Literal(version.revision),
+        )
+        skipped = None if ddl.send(claim).fetchone() else _why_not_claimed(raw, versions, params)
     if skipped:
         return TenantMigrationResult(
             version.slug, version.revision, version.revision, skipped=skipped
@@ -254,6 +260,8 @@ def _upgrade_schema(
         for step in upgrade.steps:
             try:
                 step.module.upgrade()
+                if alone:
+                    ddl.send()
             except Exception as exc:
                 raise _StepFailed(step.revision, exc) from exc
     return TenantMigrationResult(version.slug, version.revision, to)
@@ -273,8 +281,7 @@ def _first_stamp(raw: Any, params: dict[str, Any]) -> str | None:
         return BUSY
     if not raw.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]:
         raw.execute(VERSION_TABLE_DDL)
-    # A fetch, not rowcount: in a pipeline, rowcount is not known until results are fetched.
-    if raw.execute(_FIRST_STAMP, params).fetchone() is None:
+    if raw.execute(_FIRST_STAMP, params).rowcount != 1:
         current = raw.execute("SELECT max(version_num) FROM alembic_version").fetchone()[0]
         return MOVED.format(revision=current)
     return None
