@@ -2,9 +2,10 @@
 
 A fan-out sends the same few DDL statements to every workspace. Sent one by one, each is a
 round trip, and on a busy machine a round trip (waking the server, waiting for it) costs more
-than the statement: the fixture revision's column and index plus the workspace's claim took
-three times the raw-SQL floor's one round trip per workspace. Held back, a workspace's DDL goes
-to the server in one message with the next workspace's claim.
+than the statement: with the fixture revision's column and index and the workspace's claim
+sent apart, 1,000 workspaces took 2.6 to 2.9 times the raw-SQL floor's one round trip each;
+held back, so that a workspace's DDL goes in one message with the next workspace's claim, 1.8
+to 1.9 times (bench/README.md).
 
 Only DDL without parameters is held. Anything else sent through the SQLAlchemy connection (an
 ``op.execute``, a query on ``op.get_bind()``, a bulk insert) first sends what is held, so the
