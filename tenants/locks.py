@@ -27,6 +27,7 @@ class LockKey(IntEnum):
     ESCALATION = 11  # the escalation job
     AUTO_CLOSE = 12  # the auto-close job
     DELIVERY = 13  # the delivery (webhooks and e-mail) job
+    TENANT_MIGRATION = 14  # upgrading the workspace's schema on the tenant track
     # Platform-wide, the one-key form: a separate key space from the two-key form in PostgreSQL,
     # so it can never collide with a workspace's lock.
     MIGRATIONS = 7_311_001  # `helpdesk migrate` and startup: one migrating process at a time

@@ -1,30 +1,67 @@
 """Upgrading every tenant schema on the tenant track.
 
 One query over every tenant's version table finds the schemas behind head; only those are
-touched, several at a time, each in its own transaction with a ``lock_timeout``. A failure is
-reported (tenant, revision, error) and leaves the other tenants upgraded; a second run resumes.
+touched. They go in batches of ``batch_size`` workspaces, one transaction per batch, and
+``concurrency`` threads, each with its own connection and its own alembic ``Operations``, work
+through the batches. A workspace is upgraded under its advisory lock, and only if its version
+row still holds the revision this run planned from; one that another run is upgrading, or has
+upgraded since, is skipped, never upgraded twice. A failure rolls back its batch, whose
+workspaces are then upgraded again one transaction each: the failure is reported (tenant,
+revision, error) and the others are upgraded. A second run resumes.
+
+The tenant track is linear (each workspace holds one version row, see ``tenant_versions``).
 """
 
-import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext, MigrationInfo
-from alembic.script import ScriptDirectory
+from alembic.operations import Operations
+from alembic.script import Script, ScriptDirectory
 from psycopg import sql
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, select
 
+from tenants.held_ddl import HeldDDL, operations_holding_ddl
+from tenants.locks import LockKey
 from tenants.models import Tenant
-from tenants.schema import tenant_config, tenant_script
+from tenants.schema import VERSION_TABLE_DDL, tenant_script
+from tenants.thread_op import bound_op, per_thread_op
 
-# Alembic's ``op`` and ``context`` are module-global proxies: two threads inside an
-# EnvironmentContext at once run one tenant's operations on the other tenant's connection
-# (measured: a duplicate column in one schema, a schema stamped at head without the column).
-# Only the migration steps are serialised; connecting, locking and COMMIT still overlap.
-_ALEMBIC_PROXIES = threading.Lock()
+# A batch holds the locks of every table its revisions alter (ACCESS EXCLUSIVE, for most DDL)
+# until it commits, so a request to one of its workspaces may wait for the whole batch.
+BATCH_SIZE = 50
+
+BUSY = "another migration run is upgrading this workspace"
+MOVED = "another migration run moved this workspace to {revision} after this run planned it"
+
+# One statement claims a workspace: its scope, its lock, and its version row moved to the
+# revision this run will reach. Stamped before the steps run, so a step that fails takes the
+# stamp back with it. The version row is the compare-and-swap: a run that committed since this
+# one planned (even after this statement's snapshot) has moved it, and PostgreSQL re-checks an
+# updated row's newest version before changing it. A row comes back only when the lock was
+# taken (set_config with it), so the steps never run in the wrong scope. Literals rather than
+# parameters: it travels in one message with the previous workspace's DDL (tenants/held_ddl.py).
+_CLAIM = sql.SQL(
+    "WITH claim AS (SELECT set_config('search_path', quote_ident({schema}), true),"
+    " pg_try_advisory_xact_lock(hashtext({schema}), {key}) AS locked)"
+    " UPDATE {versions} SET version_num = {to} FROM claim"
+    " WHERE claim.locked AND version_num = {from_} RETURNING version_num"
+)
+_WHY_NOT_CLAIMED = sql.SQL(
+    "SELECT pg_try_advisory_xact_lock(hashtext(%(schema)s), %(key)s),"
+    " (SELECT max(version_num) FROM {versions})"
+)
+_SCOPE_AND_LOCK = sql.SQL(
+    "SELECT pg_try_advisory_xact_lock(hashtext(%(schema)s), %(key)s),"
+    " set_config('search_path', quote_ident(%(schema)s), true)"
+)
+_FIRST_STAMP = (
+    "INSERT INTO alembic_version (version_num) SELECT %(to)s"
+    " WHERE NOT EXISTS (SELECT FROM alembic_version)"
+)
+_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %(timeout)s, true)"
+_KEY = int(LockKey.TENANT_MIGRATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +78,27 @@ class TenantMigrationResult:
     to_revision: str | None
     failed_revision: str | None = None
     error: str | None = None
+    skipped: str | None = None  # left to another run (``BUSY``, ``MOVED``); not a failure
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def upgraded(self) -> bool:
+        return self.ok and self.skipped is None
+
+
+@dataclass(frozen=True, slots=True)
+class _Upgrade:
+    version: TenantVersion
+    steps: tuple[Script, ...]  # oldest first; never empty
+
+
+class _StepFailed(Exception):
+    def __init__(self, revision: str, cause: Exception) -> None:
+        super().__init__(_first_line(cause))
+        self.revision = revision
 
 
 def tenant_versions(
@@ -77,61 +131,15 @@ def upgrade_tenant(
     target: str = "heads",
     lock_timeout_ms: int = 5000,
 ) -> TenantMigrationResult:
-    applied: list[str] = []
-    pending: list[str] = []
-    config = tenant_config(*_extra_locations(script))
-
-    def upgrade_steps(revision: Any, _context: Any) -> Any:
-        return script._upgrade_revs(target, revision)
-
-    def on_apply(
-        ctx: MigrationContext,
-        step: MigrationInfo,
-        heads: Collection[Any],
-        run_args: Mapping[str, Any],
-    ) -> None:
-        applied.append(str(step.up_revision_id))
-
+    """Upgrade one workspace, in a transaction of its own."""
     try:
-        # Inside the try: a workspace stamped with a revision this code does not know (a rolled
-        # back deploy) is that workspace's failure, not the whole run's.
-        pending = [
-            rev.revision
-            for rev in reversed(list(script.iterate_revisions(target, version.revision or "base")))
-        ]
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "SELECT set_config('search_path', quote_ident(:schema), true),"
-                    " set_config('lock_timeout', :timeout, true)"
-                ),
-                {"schema": version.schema_name, "timeout": f"{lock_timeout_ms}ms"},
-            )
-            with (
-                _ALEMBIC_PROXIES,
-                EnvironmentContext(config, script, fn=upgrade_steps, destination_rev=target) as env,
-            ):
-                env.configure(
-                    connection=connection,
-                    version_table_schema=version.schema_name,
-                    on_version_apply=on_apply,
-                )
-                with env.begin_transaction():
-                    env.run_migrations()
-    except Exception as exc:  # noqa: BLE001 - one tenant's failure is reported, not raised
-        failed = next((rev for rev in pending if rev not in applied), None)
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return TenantMigrationResult(
-            version.slug, version.revision, version.revision, failed, message
-        )
-    return TenantMigrationResult(
-        version.slug, version.revision, applied[-1] if applied else version.revision
-    )
-
-
-def _extra_locations(script: ScriptDirectory) -> tuple[str, ...]:
-    default = str(script.dir) + "/versions"
-    return tuple(loc for loc in (script.version_locations or []) if str(loc) != default)
+        steps = _steps(script, version.revision, target)
+    except Exception as exc:  # noqa: BLE001 - reported like any other workspace's failure
+        return _unplanned(version, exc)
+    if not steps:
+        return TenantMigrationResult(version.slug, version.revision, version.revision)
+    with per_thread_op():
+        return _upgrade_batch(engine, [_Upgrade(version, steps)], lock_timeout_ms)[0]
 
 
 def migrate_tenants(
@@ -140,24 +148,166 @@ def migrate_tenants(
     script: ScriptDirectory | None = None,
     slugs: Sequence[str] | None = None,
     concurrency: int = 4,
+    batch_size: int = BATCH_SIZE,
+    lock_timeout_ms: int = 5000,
     on_result: Callable[[TenantMigrationResult], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
 ) -> list[TenantMigrationResult]:
-    """Upgrade every tenant (or ``slugs``) behind head; one result per tenant touched."""
+    """Upgrade every tenant (or ``slugs``) behind head; one result per tenant touched, in slug
+    order. ``on_result`` hears of each one once its batch has committed."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
     script = script or tenant_script()
     heads = set(script.get_heads())
     with engine.connect() as connection:
         behind = [v for v in tenant_versions(connection, slugs) if v.revision not in heads]
     if on_plan:
         on_plan(len(behind))
-    results: list[TenantMigrationResult] = []
 
-    def run(version: TenantVersion) -> TenantMigrationResult:
-        result = upgrade_tenant(engine, version, script)
+    def report(results: list[TenantMigrationResult]) -> list[TenantMigrationResult]:
         if on_result:
-            on_result(result)
-        return result
+            for result in results:
+                on_result(result)
+        return results
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        results.extend(pool.map(run, behind))
-    return results
+    # Most workspaces stand at the same revision: their steps are worked out once.
+    plans: dict[str | None, tuple[Script, ...] | Exception] = {}
+    upgrades: list[_Upgrade] = []
+    unplanned: list[TenantMigrationResult] = []
+    for version in behind:
+        if version.revision not in plans:
+            try:
+                plans[version.revision] = _steps(script, version.revision, "heads")
+            except Exception as exc:  # noqa: BLE001 - a revision this code does not know
+                plans[version.revision] = exc
+        plan = plans[version.revision]
+        if isinstance(plan, Exception):
+            unplanned.append(_unplanned(version, plan))
+        else:
+            upgrades.append(_Upgrade(version, plan))
+    results = report(unplanned)
+    batches = [upgrades[n : n + batch_size] for n in range(0, len(upgrades), batch_size)]
+    if batches:
+        workers = max(1, min(concurrency, len(batches)))
+        with per_thread_op(), ThreadPoolExecutor(max_workers=workers) as pool:
+            for done in pool.map(
+                lambda b: report(_upgrade_batch(engine, b, lock_timeout_ms)), batches
+            ):
+                results.extend(done)
+    return sorted(results, key=lambda result: result.slug)
+
+
+def _upgrade_batch(
+    engine: Engine, batch: Sequence[_Upgrade], lock_timeout_ms: int
+) -> list[TenantMigrationResult]:
+    # Alone, each step's DDL is sent when the step ends, so an error names its revision.
+    alone = len(batch) == 1
+    try:
+        with engine.connect() as connection, connection.begin():
+            raw: Any = connection.connection.driver_connection
+            raw.execute(_LOCK_TIMEOUT, {"timeout": f"{lock_timeout_ms}ms"})
+            # Set up once for the batch: the operations name no schema (search_path chooses
+            # it per workspace), so one context serves every workspace on this connection.
+            operations, ddl = operations_holding_ddl(connection)
+            results = [_upgrade_schema(raw, operations, ddl, upgrade, alone) for upgrade in batch]
+            ddl.send()
+            return results
+    except Exception as exc:  # noqa: BLE001 - one tenant's failure is reported, not raised
+        if not alone:
+            # One workspace's failure (or the COMMIT's) rolled back the whole batch: each again
+            # in a transaction of its own, so the failure stays with its workspace. A batch's
+            # DDL reaches the server with the next workspace's claim, so the error may have
+            # surfaced a workspace late; alone, it cannot.
+            return [
+                result
+                for upgrade in batch
+                for result in _upgrade_batch(engine, [upgrade], lock_timeout_ms)
+            ]
+        upgrade = batch[0]
+        version = upgrade.version
+        failed = exc.revision if isinstance(exc, _StepFailed) else upgrade.steps[0].revision
+        return [
+            TenantMigrationResult(
+                version.slug, version.revision, version.revision, failed, _first_line(exc)
+            )
+        ]
+
+
+def _upgrade_schema(
+    raw: Any, operations: Operations, ddl: HeldDDL, upgrade: _Upgrade, alone: bool
+) -> TenantMigrationResult:
+    version = upgrade.version
+    to = upgrade.steps[-1].revision
+    versions = sql.Identifier(version.schema_name, "alembic_version")
+    params = {"schema": version.schema_name, "key": _KEY, "from": version.revision, "to": to}
+    if version.revision is None:
+        ddl.send()
+        skipped = _first_stamp(raw, params)
+    else:
+        claim = _CLAIM.format(
+            versions=versions,
+            schema=sql.Literal(version.schema_name),
+            key=sql.Literal(_KEY),
+            to=sql.Literal(to),
+            from_=sql.Literal(version.revision),
+        )
+        skipped = None if ddl.send(claim).fetchone() else _why_not_claimed(raw, versions, params)
+    if skipped:
+        return TenantMigrationResult(
+            version.slug, version.revision, version.revision, skipped=skipped
+        )
+    with bound_op(operations):
+        for step in upgrade.steps:
+            try:
+                step.module.upgrade()
+                if alone:
+                    ddl.send()
+            except Exception as exc:
+                raise _StepFailed(step.revision, exc) from exc
+    return TenantMigrationResult(version.slug, version.revision, to)
+
+
+def _why_not_claimed(raw: Any, versions: sql.Identifier, params: dict[str, Any]) -> str:
+    locked, current = raw.execute(_WHY_NOT_CLAIMED.format(versions=versions), params).fetchone()
+    # Still at the planned revision with the lock free now: the other run rolled back. Left
+    # for the next run all the same, which sees it behind again.
+    return MOVED.format(revision=current) if locked and current != params["from"] else BUSY
+
+
+def _first_stamp(raw: Any, params: dict[str, Any]) -> str | None:
+    """Stamp a workspace that has no version yet (its version table, too, if it has none)."""
+    locked, _ = raw.execute(_SCOPE_AND_LOCK, params).fetchone()
+    if not locked:
+        return BUSY
+    if not raw.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]:
+        raw.execute(VERSION_TABLE_DDL)
+    if raw.execute(_FIRST_STAMP, params).rowcount != 1:
+        current = raw.execute("SELECT max(version_num) FROM alembic_version").fetchone()[0]
+        return MOVED.format(revision=current)
+    return None
+
+
+def _steps(script: ScriptDirectory, current: str | None, target: str) -> tuple[Script, ...]:
+    """The revisions from ``current`` to ``target``, oldest first, each on the one before."""
+    steps = tuple(reversed(list(script.iterate_revisions(target, current or "base"))))
+    below = current
+    for step in steps:
+        if step.down_revision != below:
+            raise ValueError(
+                f"revision {step.revision} does not follow {below}: the tenant track must be "
+                "linear (merge its branches first)"
+            )
+        below = step.revision
+    return steps
+
+
+def _unplanned(version: TenantVersion, exc: Exception) -> TenantMigrationResult:
+    # A workspace stamped with a revision this code does not know (a rolled back deploy) is
+    # that workspace's failure, not the whole run's.
+    return TenantMigrationResult(
+        version.slug, version.revision, version.revision, None, _first_line(exc)
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -31,6 +31,8 @@ from helpdesk.core.embedded import EmbeddedPostgres
 from helpdesk.core.settings import get_settings
 from helpdesk.demo import DEMO_OPERATOR, DEMO_TICKETS
 from helpdesk.runtime import Runtime
+from tenants.locks import LockKey
+from tenants.migrations import BUSY
 from tenants.models import Tenant
 from tenants.schema import tenant_config, tenant_head, tenant_script
 from tests.support.factories import Factory, unique_slug
@@ -244,6 +246,31 @@ def test_migrate_reports_a_failed_workspace_and_a_rerun_resumes(
         assert (
             client.get("/api/v1/tickets", headers=factory.headers(ws.admin, ws)).status_code == 200
         )
+
+
+def test_migrate_leaves_a_workspace_another_run_holds_and_says_so(
+    cli: CliRunner, runtime: Runtime, factory: Factory
+) -> None:
+    held, free = factory.workspace(), factory.workspace()
+    for ws in (held, free):
+        _step_back_one_revision(runtime, ws.schema_name)
+    with runtime.engine.connect() as other_run, other_run.begin():
+        other_run.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:schema), :key)"),
+            {"schema": held.schema_name, "key": int(LockKey.TENANT_MIGRATION)},
+        )
+        result = cli.invoke(app, ["migrate", "--tenant", held.slug, "--tenant", free.slug])
+
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "1 tenant schema(s) upgraded, 0 failed, 1 left to another run" in output
+    assert f"({held.slug}: {BUSY})" in output
+    assert _stamp(runtime, free.schema_name) == [tenant_head()]
+    assert _stamp(runtime, held.schema_name) != [tenant_head()]
+
+    rerun = cli.invoke(app, ["migrate", "--tenant", held.slug])
+    assert rerun.exit_code == 0, rerun.output
+    assert _stamp(runtime, held.schema_name) == [tenant_head()]
 
 
 # --- serve: embedded PostgreSQL, --demo, readiness, signals, and the data directory's reuse --

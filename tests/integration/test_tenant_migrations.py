@@ -1,12 +1,14 @@
 """Upgrading many workspaces on the tenant track: one statement finds who is behind, only they
-are touched, one workspace's failure is reported without stopping or corrupting the others,
-and a second run resumes.
+are touched, in batches of several per transaction; one workspace's failure is reported without
+stopping or corrupting the others, a second run resumes, and two runs at once never upgrade a
+workspace twice.
 
 The revision under test lives in ``tests/fixtures/tenant_revisions``, never in ``migrations/``:
 the other tests of this worker's database know only the real track, so every workspace moved
 onto the fixture revision here is dropped before the test ends.
 """
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,10 @@ from sqlalchemy import Engine, text
 from helpdesk.core.db import transaction
 from helpdesk.runtime import Runtime
 from migrations.models import tenant_ddl
+from tenants.locks import LockKey
 from tenants.migrations import (
+    BUSY,
+    MOVED,
     TenantMigrationResult,
     TenantVersion,
     migrate_tenants,
@@ -266,3 +271,140 @@ def test_a_workspace_at_an_unknown_revision_is_reported_not_raised(
     assert [(r.slug, r.ok) for r in results] == [(stranger, False)]
     assert upgraded.to_revision is not None
     assert upgraded.to_revision in (results[0].error or "")
+
+
+def test_one_failing_workspace_leaves_the_rest_of_its_batch_upgraded(
+    runtime: Runtime, provision: Provision, extra_script: ScriptDirectory, extra_head: str
+) -> None:
+    engine, head = runtime.engine, tenant_head()
+    slugs = provision(6)
+    sabotaged = slugs[2]
+    _run(
+        engine,
+        sql.SQL("CREATE INDEX {} ON {} (title)").format(
+            sql.Identifier(EXTRA_INDEX), sql.Identifier(schema_name(sabotaged), "tickets")
+        ),
+    )
+    reported: list[TenantMigrationResult] = []
+
+    # One batch holds all six: the failure comes after two workspaces of it were upgraded.
+    results = migrate_tenants(
+        engine,
+        script=extra_script,
+        slugs=slugs,
+        concurrency=1,
+        batch_size=len(slugs),
+        on_result=reported.append,
+    )
+
+    assert results == sorted(reported, key=lambda r: r.slug)
+    assert [(r.slug, r.upgraded, r.failed_revision) for r in results] == [
+        (slug, slug != sabotaged, extra_head if slug == sabotaged else None) for slug in slugs
+    ]
+    assert "already exists" in (results[2].error or "")
+    assert _versions(engine, slugs) == {
+        slug: head if slug == sabotaged else extra_head for slug in slugs
+    }
+    assert _has_extra_column_and_index(engine, slugs) == {
+        slug: (False, False) if slug == sabotaged else (True, True) for slug in slugs
+    }
+
+
+def test_a_batch_of_workspaces_is_upgraded_in_one_transaction(
+    runtime: Runtime, provision: Provision, extra_script: ScriptDirectory
+) -> None:
+    slugs = provision(5)
+    results = migrate_tenants(
+        runtime.engine, script=extra_script, slugs=slugs, concurrency=2, batch_size=3
+    )
+    assert all(r.upgraded for r in results)
+    # Each version row was last written by its batch's transaction: three, then two.
+    writers = _version_row_xmins(runtime.engine, slugs)
+    assert len({writers[slug] for slug in slugs[:3]}) == 1
+    assert len({writers[slug] for slug in slugs[3:]}) == 1
+    assert writers[slugs[0]] != writers[slugs[3]]
+
+
+def test_a_workspace_another_run_holds_is_skipped_and_a_rerun_upgrades_it(
+    runtime: Runtime, provision: Provision, extra_script: ScriptDirectory, extra_head: str
+) -> None:
+    engine, head = runtime.engine, tenant_head()
+    slugs = provision(3)
+    held = slugs[1]
+    with engine.connect() as other_run, other_run.begin():
+        # What another migration run holds while it upgrades this workspace.
+        other_run.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:schema), :key)"),
+            {"schema": schema_name(held), "key": int(LockKey.TENANT_MIGRATION)},
+        )
+        results = migrate_tenants(engine, script=extra_script, slugs=slugs, batch_size=3)
+    assert [(r.slug, r.ok, r.skipped) for r in results] == [
+        (slug, True, BUSY if slug == held else None) for slug in slugs
+    ]
+    assert _versions(engine, slugs) == {
+        slug: head if slug == held else extra_head for slug in slugs
+    }
+    assert _has_extra_column_and_index(engine, [held]) == {held: (False, False)}
+
+    rerun = migrate_tenants(engine, script=extra_script, slugs=slugs)
+    assert rerun == [TenantMigrationResult(held, head, extra_head)]
+
+
+def test_a_workspace_upgraded_after_this_run_planned_is_not_upgraded_again(
+    runtime: Runtime, provision: Provision, extra_script: ScriptDirectory, extra_head: str
+) -> None:
+    engine = runtime.engine
+    slugs = provision(4)
+    other: list[TenantMigrationResult] = []
+
+    def another_run_finishes_first(_behind: int) -> None:
+        other.extend(migrate_tenants(engine, script=extra_script, slugs=slugs))
+
+    results = migrate_tenants(
+        engine, script=extra_script, slugs=slugs, on_plan=another_run_finishes_first
+    )
+
+    assert [r.slug for r in other if r.upgraded] == slugs
+    assert [(r.slug, r.ok, r.skipped) for r in results] == [
+        (slug, True, MOVED.format(revision=extra_head)) for slug in slugs
+    ]
+    assert set(_has_extra_column_and_index(engine, slugs).values()) == {(True, True)}
+    assert set(_versions(engine, slugs).values()) == {extra_head}
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_upgrade_each_workspace_exactly_once(
+    runtime: Runtime, provision: Provision, extra_script: ScriptDirectory, extra_head: str
+) -> None:
+    engine = runtime.engine
+    slugs = provision(12)
+    # Both runs read every workspace at the old head before either upgrades one.
+    both_planned = threading.Barrier(2, timeout=60)
+    runs: list[list[TenantMigrationResult]] = [[], []]
+
+    def wait_for_the_other(_behind: int) -> None:
+        both_planned.wait()
+
+    def run(n: int) -> None:
+        runs[n] = migrate_tenants(
+            engine,
+            script=extra_script,
+            slugs=slugs,
+            concurrency=2,
+            batch_size=2,
+            on_plan=wait_for_the_other,
+        )
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    every = [result for results in runs for result in results]
+    assert len(every) == 2 * len(slugs)
+    assert [r for r in every if not r.ok] == []
+    assert sorted(r.slug for r in every if r.upgraded) == sorted(slugs)
+    assert {r.skipped for r in every if not r.upgraded} <= {BUSY, MOVED.format(revision=extra_head)}
+    assert set(_has_extra_column_and_index(engine, slugs).values()) == {(True, True)}
+    assert set(_versions(engine, slugs).values()) == {extra_head}

@@ -85,6 +85,7 @@ LOCK_NUMBERS = {
     LockKey.ESCALATION: 11,
     LockKey.AUTO_CLOSE: 12,
     LockKey.DELIVERY: 13,
+    LockKey.TENANT_MIGRATION: 14,
     LockKey.MIGRATIONS: 7_311_001,
 }
 
