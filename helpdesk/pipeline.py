@@ -31,7 +31,7 @@ from audit.trail import actor_of, record_event
 from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
 from auth.roles import resolve_role
-from auth.tokens import AccessClaims, decode_access_token
+from auth.tokens import AccessClaims
 from helpdesk.core.db import async_transaction, set_tenant_scope
 from helpdesk.core.errors import Forbidden, Unauthorized
 from helpdesk.core.input import MAX_ROW_ID, MIN_ROW_ID
@@ -151,12 +151,13 @@ async def admitted_transaction(path: RequestPath, key: str) -> AsyncIterator[Asy
 RowId = Annotated[int, Path(ge=MIN_ROW_ID, le=MAX_ROW_ID)]
 
 
-async def access_claims(request: Request, runtime: RuntimeDep) -> AccessClaims:
+async def access_claims(request: Request, path: RequestPathDep) -> AccessClaims:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("This endpoint needs a bearer token: sign in first.")
-    return decode_access_token(runtime.settings, token.strip())
+    # The signature is checked once per token; the session it names, on every request below.
+    return path.tokens.claims(token.strip())
 
 
 ClaimsDep = Annotated[AccessClaims, Depends(access_claims)]
