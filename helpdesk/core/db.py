@@ -9,10 +9,12 @@ import select
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import ClauseElement, Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -169,6 +171,29 @@ def tenant_transaction(factory: sessionmaker[Session], schema: str, role: str) -
 
 def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+_DRIVER_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+
+
+def driver_sql(statement: ClauseElement) -> str:
+    """``statement`` compiled once, at import, into psycopg's own SQL (``%(name)s``
+    placeholders) for ``driver_connection``: the statement is still written once, as
+    SQLAlchemy, and its identifiers quoted by SQLAlchemy."""
+    return str(statement.compile(dialect=_DRIVER_DIALECT))
+
+
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under ``session``, in the same transaction. The statements every
+    request sends (entering the workspace, the audit append) run on it directly: through the
+    session each statement costs several times its own Python in compiling, caching and
+    result handling (bench/README.md). Statements run here are not seen by the session, so
+    flush it first if it may hold pending changes."""
+    connection = await session.connection()
+    fairy = await connection.get_raw_connection()
+    if fairy.driver_connection is None:
+        raise DisconnectionError("the request's connection was closed")
+    return cast(psycopg.AsyncConnection[Any], fairy.driver_connection)
 
 
 @asynccontextmanager
