@@ -199,7 +199,8 @@ _PAGE = (
 async def bare_list(conn: psycopg.AsyncConnection[Any], caller: Caller, n: int) -> None:
     async with conn.transaction():
         await _bare_enter(conn, caller)
-        cursor = conn.cursor(row_factory=dict_row)
+        # Binary results, as the app reads its page (helpdesk.tickets.repository.list_page).
+        cursor = conn.cursor(row_factory=dict_row, binary=True)
         await cursor.execute(_PAGE, {"now": datetime.now(UTC), "limit": SEEDED_TICKETS + 1})
         await cursor.fetchall()
         await _bare_audit(conn, caller, "ticket.list", None)

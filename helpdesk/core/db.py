@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from helpdesk.core.settings import Settings
 
@@ -177,10 +178,19 @@ _DRIVER_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 
 def driver_sql(statement: ClauseElement) -> str:
-    """``statement`` compiled once, at import, into psycopg's own SQL (``%(name)s``
-    placeholders) for ``driver_connection``: the statement is still written once, as
-    SQLAlchemy, and its identifiers quoted by SQLAlchemy."""
+    """``statement`` compiled into psycopg's own SQL (``%(name)s`` placeholders) for
+    ``driver_connection``: the statement is still written once, as SQLAlchemy, and its
+    identifiers quoted by SQLAlchemy. Compile once and keep it; values are sent as they are,
+    without SQLAlchemy's type processing."""
     return str(statement.compile(dialect=_DRIVER_DIALECT))
+
+
+def driver_statement(statement: ClauseElement) -> tuple[str, dict[str, Any]]:
+    """``driver_sql`` for a statement that holds its values, with those values by name;
+    expanding IN lists become one placeholder per value, as SQLAlchemy would send them."""
+    compiled = cast(SQLCompiler, statement.compile(dialect=_DRIVER_DIALECT))
+    expanded = compiled.construct_expanded_state()
+    return expanded.statement, dict(expanded.parameters)
 
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
