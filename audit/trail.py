@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
 from audit.chain import GENESIS, canonical, event_hash, personal_digest, timestamp
 from audit.models import AuditEvent
 from auth.caller import Caller
+from helpdesk.core.db import driver_sql
 from helpdesk.core.request_context import current_request
-from tenants.locks import LockKey, lock_workspace
+from tenants.locks import LOCK_WORKSPACE, LockKey, lock_workspace
 
 # Field names whose values are personal data: kept in ``personal``, erasable, hashed apart.
 PERSONAL_FIELDS = frozenset(
@@ -101,6 +104,76 @@ def record_event(
     lock_workspace(session, LockKey.AUDIT_CHAIN)
     # Read under the lock: the head cannot move until this transaction ends.
     event_id, prev = session.execute(_NEXT_LINK, {"genesis": GENESIS}).one()
+    row = _linked_row(
+        event_id,
+        prev,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        outcome=outcome,
+        changes=changes,
+        personal_data=personal_data,
+    )
+    # One INSERT, not the ORM's unit of work: every audited request appends, and a flush of
+    # one new object costs more than the statement itself (bench/README.md). The event handed
+    # back is not in the session; a later query reads the row like any other.
+    session.execute(_APPEND, row)
+    return AuditEvent(**row)
+
+
+_LOCK_CHAIN = driver_sql(LOCK_WORKSPACE)
+_NEXT_LINK_SQL = driver_sql(_NEXT_LINK)
+_APPEND_SQL = driver_sql(_APPEND)
+
+
+async def append_event(
+    connection: psycopg.AsyncConnection[Any],
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: object = None,
+    outcome: str = "success",
+    changes: dict[str, Any] | None = None,
+    personal_data: bool = False,
+) -> None:
+    """``record_event``'s statements on the request's psycopg connection, for the request
+    path (helpdesk.core.db.driver_connection): the same lock, link and row."""
+    await connection.execute(_LOCK_CHAIN, {"key": int(LockKey.AUDIT_CHAIN)})
+    cursor = await connection.execute(_NEXT_LINK_SQL, {"genesis": GENESIS})
+    link = await cursor.fetchone()
+    if link is None:
+        raise RuntimeError("the audit chain's next link came back empty")
+    row = _linked_row(
+        link[0],
+        link[1],
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        outcome=outcome,
+        changes=changes,
+        personal_data=personal_data,
+    )
+    # SQLAlchemy's JSONB type serialises with json.dumps too: the row reads back the same.
+    row["changes"], row["personal"] = Jsonb(row["changes"]), Jsonb(row["personal"])
+    await connection.execute(_APPEND_SQL, row)
+
+
+def _linked_row(
+    event_id: int,
+    prev: str,
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str | None,
+    target_id: object,
+    outcome: str,
+    changes: dict[str, Any] | None,
+    personal_data: bool,
+) -> dict[str, Any]:
+    """The event's row, chained to ``prev``."""
     request = current_request.get()
     # Stored exactly as hashed: JSON types only, so the row reads back identical.
     plain, personal_changes = (json.loads(canonical(part)) for part in _split(changes or {}))
@@ -126,7 +199,7 @@ def record_event(
         "personal_data": personal_data,
         "personal_digest": personal_digest(personal),
     }
-    row: dict[str, Any] = {
+    return {
         "id": event_id,
         "occurred_at": occurred,
         "actor_id": actor.id,
@@ -143,11 +216,6 @@ def record_event(
         "prev_hash": prev,
         "hash": event_hash(prev, fields),
     }
-    # One INSERT, not the ORM's unit of work: every audited request appends, and a flush of
-    # one new object costs more than the statement itself (bench/README.md). The event handed
-    # back is not in the session; a later query reads the row like any other.
-    session.execute(_APPEND, row)
-    return AuditEvent(**row)
 
 
 def chained_fields(event: AuditEvent) -> dict[str, Any]:

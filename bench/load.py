@@ -35,7 +35,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -179,28 +179,36 @@ async def _bare_audit(
     )
 
 
-# helpdesk.tickets.repository's page: the ticket's shown columns, its customer and its tags.
+# helpdesk.tickets.repository's page: the ticket's shown columns, its live SLA state read at
+# the request's moment (helpdesk.sla.state), its customer and its tags.
 _PAGE = (
     "SELECT t.id, t.title, t.description, t.status, t.priority, t.category, t.customer_id,"
     " c.email AS customer_email, c.name AS customer_name, t.assignee_id, t.sla_due_at,"
-    " t.sla_breached, t.escalated, t.created_at, t.updated_at,"
+    " coalesce(t.sla_breached OR t.first_response_at IS NULL"
+    " AND t.status IN ('open', 'in_progress', 'pending') AND t.sla_due_at < %(now)s, false)"
+    " AS sla_breached, t.resolution_due_at,"
+    " coalesce(t.resolution_breached OR t.status NOT IN ('resolved', 'closed')"
+    " AND coalesce(t.resolution_paused_at, %(now)s) > t.resolution_due_at, false)"
+    " AS resolution_breached, t.escalated, t.created_at, t.updated_at,"
     " (SELECT array_agg(g.tag ORDER BY g.tag) FROM ticket_tags g WHERE g.ticket_id = t.id)"
     " AS tags FROM tickets t LEFT OUTER JOIN customers c ON c.id = t.customer_id"
-    " ORDER BY t.id LIMIT %s"
+    " ORDER BY t.id LIMIT %(limit)s"
 )
 
 
 async def bare_list(conn: psycopg.AsyncConnection[Any], caller: Caller, n: int) -> None:
     async with conn.transaction():
         await _bare_enter(conn, caller)
-        cursor = conn.cursor(row_factory=dict_row)
-        await cursor.execute(_PAGE, (SEEDED_TICKETS + 1,))
+        # Binary results, as the app reads its page (helpdesk.tickets.repository.list_page).
+        cursor = conn.cursor(row_factory=dict_row, binary=True)
+        await cursor.execute(_PAGE, {"now": datetime.now(UTC), "limit": SEEDED_TICKETS + 1})
         await cursor.fetchall()
         await _bare_audit(conn, caller, "ticket.list", None)
 
 
 async def bare_create(conn: psycopg.AsyncConnection[Any], caller: Caller, n: int) -> None:
     email = "load@example.com"
+    now = datetime.now(UTC)
     async with conn.transaction():
         await _bare_enter(conn, caller)
         await conn.execute(
@@ -214,10 +222,19 @@ async def bare_create(conn: psycopg.AsyncConnection[Any], caller: Caller, n: int
         await conn.execute("SELECT * FROM workspace_settings")
         ticket = await (
             await conn.execute(
-                "INSERT INTO tickets (title, description, priority, customer_id, sla_due_at)"
-                " VALUES (%s, '', 'medium', %s, now() + interval '24 hours')"
-                " RETURNING id, status, sla_breached, escalated, search",
-                (f"bare {n}", customer[0] if customer else None),
+                "INSERT INTO tickets (title, description, priority, customer_id, sla_due_at,"
+                " resolution_due_at, status_changed_at, created_at, updated_at)"
+                " VALUES (%s, '', 'medium', %s, %s, %s, %s, %s, %s)"
+                " RETURNING id, status, sla_breached, resolution_breached, escalated, search",
+                (
+                    f"bare {n}",
+                    customer[0] if customer else None,
+                    now + timedelta(hours=24),
+                    now + timedelta(hours=72),
+                    now,
+                    now,
+                    now,
+                ),
             )
         ).fetchone()
         ticket_id = ticket[0] if ticket else None

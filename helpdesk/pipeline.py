@@ -19,20 +19,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
+import psycopg
 from fastapi import Depends, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute
+from psycopg.rows import namedtuple_row
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from audit.platform import record_platform_event
-from audit.trail import actor_of, record_event
+from audit.trail import actor_of, append_event, record_event
 from auth.caller import Caller
 from auth.permissions import Permission, TicketScope
 from auth.roles import resolve_role
-from auth.tokens import AccessClaims, decode_access_token
-from helpdesk.core.db import async_transaction, set_tenant_scope
+from auth.tokens import AccessClaims
+from helpdesk.core.db import async_transaction, driver_connection, driver_sql, set_tenant_scope
 from helpdesk.core.errors import Forbidden, Unauthorized
 from helpdesk.core.input import MAX_ROW_ID, MIN_ROW_ID
 from helpdesk.core.request_context import route_template
@@ -41,27 +43,35 @@ from helpdesk.runtime import RequestPath, Runtime
 from tenants.context import TenantRef
 from tenants.registry import unavailable
 
-_ENTER_TENANT = text(
-    "SELECT id, slug, name, schema_name, role_name, status,"
-    " set_config('search_path', quote_ident(schema_name) || ', public', true) AS _path,"
-    " set_config('role', role_name, true) AS _role"
-    " FROM public.tenants WHERE id = :tenant_id"
+# These run on the driver's connection (helpdesk.core.db.driver_connection): every request
+# sends them, and through the session each would cost more Python than the statement itself.
+_ENTER_TENANT = driver_sql(
+    text(
+        "SELECT id, slug, name, schema_name, role_name, status,"
+        " set_config('search_path', quote_ident(schema_name) || ', public', true) AS _path,"
+        " set_config('role', role_name, true) AS _role"
+        " FROM public.tenants WHERE id = :tenant_id"
+    )
 )
 # The session check rides along with the membership read: one round trip answers whether the
 # caller is still a member and whether the session their token names is still open (logout,
 # a spent refresh token's reuse and removal from the workspace end it). session_live is a
 # SECURITY DEFINER function: the tenant's role may not read refresh_tokens itself.
-_MEMBER = text(
-    "SELECT m.role, m.email, m.name, cr.permissions, cr.ticket_scope,"
-    " public.session_live(CAST(:session_id AS uuid), m.user_id, m.tenant_id) AS session_live"
-    " FROM public.members m"
-    " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
-    " WHERE m.user_id = :user_id AND m.tenant_id = :tenant_id"
+_MEMBER = driver_sql(
+    text(
+        "SELECT m.role, m.email, m.name, cr.permissions, cr.ticket_scope,"
+        " public.session_live(CAST(:session_id AS uuid), m.user_id, m.tenant_id) AS session_live"
+        " FROM public.members m"
+        " LEFT JOIN public.custom_roles cr ON cr.tenant_id = m.tenant_id AND cr.name = m.role"
+        " WHERE m.user_id = :user_id AND m.tenant_id = :tenant_id"
+    )
 )
-_OPERATOR = text(
-    "SELECT email, name, disabled, is_operator,"
-    " public.session_live(CAST(:session_id AS uuid), id, NULL) AS session_live"
-    " FROM public.users WHERE id = :user_id"
+_OPERATOR = driver_sql(
+    text(
+        "SELECT email, name, disabled, is_operator,"
+        " public.session_live(CAST(:session_id AS uuid), id, NULL) AS session_live"
+        " FROM public.users WHERE id = :user_id"
+    )
 )
 _SESSION_ENDED = "This token is revoked: its session has ended (signed out, or ended for you)."
 
@@ -76,6 +86,8 @@ class Scope:
 
     session: AsyncSession
     caller: Caller
+    # The psycopg connection under ``session``, for the audit append.
+    connection: psycopg.AsyncConnection[Any]
     audited: bool = False
     # The Idempotency-Key this request claimed; its result is kept before commit.
     idempotency_key: str | None = None
@@ -98,8 +110,12 @@ class Scope:
         """Record this request's one audit event, in the request's own transaction."""
         if self.audited:
             raise RuntimeError(f"a request records one audit event; {action} would be a second")
-        await self.session.run_sync(
-            record_event,
+        session = self.session
+        # The append bypasses the session, so its pending changes would otherwise follow it.
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+        await append_event(
+            self.connection,
             actor=actor_of(self.caller),
             action=action,
             target_type=target_type,
@@ -151,27 +167,39 @@ async def admitted_transaction(path: RequestPath, key: str) -> AsyncIterator[Asy
 RowId = Annotated[int, Path(ge=MIN_ROW_ID, le=MAX_ROW_ID)]
 
 
-async def access_claims(request: Request, runtime: RuntimeDep) -> AccessClaims:
+async def access_claims(request: Request, path: RequestPathDep) -> AccessClaims:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("This endpoint needs a bearer token: sign in first.")
-    return decode_access_token(runtime.settings, token.strip())
+    # The signature is checked once per token; the session it names, on every request below.
+    return path.tokens.claims(token.strip())
 
 
 ClaimsDep = Annotated[AccessClaims, Depends(access_claims)]
 
 
-def _enter_tenant(session: Session, claims: AccessClaims, tenant_id: uuid.UUID) -> Caller:
-    row = session.execute(_ENTER_TENANT, {"tenant_id": tenant_id}).one_or_none()
+async def _one(
+    connection: psycopg.AsyncConnection[Any], statement: str, params: dict[str, Any]
+) -> Any:
+    cursor = connection.cursor(row_factory=namedtuple_row)
+    await cursor.execute(statement, params)
+    return await cursor.fetchone()
+
+
+async def _enter_tenant(
+    connection: psycopg.AsyncConnection[Any], claims: AccessClaims, tenant_id: uuid.UUID
+) -> Caller:
+    row = await _one(connection, _ENTER_TENANT, {"tenant_id": tenant_id})
     if row is None:
         raise Unauthorized("The workspace this token was issued for no longer exists.")
     if row.status != "active":
         raise unavailable(row.slug, row.status)
-    member = session.execute(
+    member = await _one(
+        connection,
         _MEMBER,
         {"user_id": claims.user_id, "tenant_id": tenant_id, "session_id": claims.session_id},
-    ).one_or_none()
+    )
     if member is None:
         raise Unauthorized("This token is revoked: you are no longer a member of this workspace.")
     if not member.session_live:
@@ -196,10 +224,10 @@ def _enter_tenant(session: Session, claims: AccessClaims, tenant_id: uuid.UUID) 
     )
 
 
-def _enter_platform(session: Session, claims: AccessClaims) -> Caller:
-    row = session.execute(
-        _OPERATOR, {"user_id": claims.user_id, "session_id": claims.session_id}
-    ).one_or_none()
+async def _enter_platform(connection: psycopg.AsyncConnection[Any], claims: AccessClaims) -> Caller:
+    row = await _one(
+        connection, _OPERATOR, {"user_id": claims.user_id, "session_id": claims.session_id}
+    )
     # Read on every request: a disabled or demoted operator is refused on the next one.
     if row is None or row.disabled or not row.is_operator:
         raise Unauthorized("This token is revoked: its user is no longer a platform operator.")
@@ -216,17 +244,25 @@ def _enter_platform(session: Session, claims: AccessClaims) -> Caller:
     )
 
 
+async def _entered(
+    session: AsyncSession,
+    enter: Callable[Concatenate[psycopg.AsyncConnection[Any], P], Awaitable[Caller]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> Scope:
+    connection = await driver_connection(session)
+    return Scope(session, await enter(connection, *args, **kwargs), connection)
+
+
 async def any_scope(path: RequestPathDep, claims: ClaimsDep) -> AsyncIterator[Scope]:
     """A signed-in caller, workspace member or platform operator."""
     if claims.tenant_id is None:
         async with admitted_transaction(path, PLATFORM_KEY) as session:
-            caller = await session.run_sync(_enter_platform, claims)
-            yield Scope(session, caller)
+            yield await _entered(session, _enter_platform, claims)
         return
     path.rate_limiter.take(str(claims.tenant_id))
     async with admitted_transaction(path, str(claims.tenant_id)) as session:
-        caller = await session.run_sync(_enter_tenant, claims, claims.tenant_id)
-        yield Scope(session, caller)
+        yield await _entered(session, _enter_tenant, claims, claims.tenant_id)
 
 
 async def tenant_scope(
@@ -245,8 +281,8 @@ async def tenant_scope(
     caller: Caller | None = None
     try:
         async with admitted_transaction(path, key) as session:
-            caller = await session.run_sync(_enter_tenant, claims, claims.tenant_id)
-            scope = Scope(session, caller)
+            scope = await _entered(session, _enter_tenant, claims, claims.tenant_id)
+            caller = scope.caller
             scope.idempotency_key = await _claim_idempotency_key(request, scope)
             yield scope
             if request.method not in SAFE_METHODS and not scope.audited:
@@ -359,7 +395,7 @@ async def operator_scope(
         await _record_platform_denied(path, claims, request, refusal)
         raise refusal
     async with admitted_transaction(path, PLATFORM_KEY) as session:
-        yield Scope(session, await session.run_sync(_enter_platform, claims))
+        yield await _entered(session, _enter_platform, claims)
 
 
 # A route that needs a signed-in caller but no permission declares so by depending on one of

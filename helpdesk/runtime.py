@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth.passwords import hash_password, use_hash_profile
+from auth.verified_tokens import VerifiedTokens
 from helpdesk.core.admission import Admission, RateLimiter
 from helpdesk.core.db import (
     make_async_engine,
@@ -67,6 +68,7 @@ class RequestPath:
     rate_limiter: RateLimiter
     # argon2 and the sign-in routes' transactions run here, a bounded number at a time.
     credentials: ThreadPoolExecutor
+    tokens: VerifiedTokens
 
     @classmethod
     def open(cls, runtime: Runtime) -> "RequestPath":
@@ -86,6 +88,7 @@ class RequestPath:
             credentials=ThreadPoolExecutor(
                 max_workers=settings.credential_workers, thread_name_prefix="credentials"
             ),
+            tokens=VerifiedTokens(settings),
         )
 
     async def off_loop(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -33,7 +33,7 @@ class LockKey(IntEnum):
     MIGRATIONS = 7_311_001  # `helpdesk migrate` and startup: one migrating process at a time
 
 
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), :key)")
+LOCK_WORKSPACE = text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), :key)")
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), :key)")
 _LOCK_PLATFORM = text("SELECT pg_advisory_xact_lock(:key)")
 
@@ -42,7 +42,7 @@ def lock_workspace(session: Session, key: LockKey) -> None:
     """Wait for the workspace's ``key`` lock and hold it until this transaction ends.
 
     ``session`` must already be in the workspace's scope (its search_path)."""
-    session.execute(_LOCK, {"key": int(key)})
+    session.execute(LOCK_WORKSPACE, {"key": int(key)})
 
 
 def try_lock_workspace(session: Session, key: LockKey) -> bool:

@@ -30,8 +30,8 @@ async def customer_page(
     customer = await scope.run(customers.get_customer, customer_id)
     theirs: list[object] = []
     if Permission.TICKETS_READ in scope.caller.permissions:
-        views = await scope.run(
-            tickets.list_tickets,
+        views = await tickets.list_tickets(
+            scope.connection,
             scope.caller,
             TicketFilters(customer_id=customer_id),
             after_id=None,

@@ -31,7 +31,7 @@ def is_customer(scope: Scope) -> bool:
 async def my_tickets(request: Request, scope: Reader) -> Response:
     if not is_customer(scope):
         return redirect(f"{PREFIX}/tickets")
-    views = await scope.run(tickets.list_mine, scope.caller, after_id=None, limit=PAGE_SIZE)
+    views = await tickets.list_mine(scope.connection, scope.caller, after_id=None, limit=PAGE_SIZE)
     items = list(views)
     await scope.audit("ticket.list", "ticket", changes={"count": len(items)}, personal_data=True)
     return page(request, "portal.html", scope, title="My tickets", tickets=items)

@@ -9,10 +9,12 @@ import select
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import ClauseElement, Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from helpdesk.core.settings import Settings
 
@@ -169,6 +172,38 @@ def tenant_transaction(factory: sessionmaker[Session], schema: str, role: str) -
 
 def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+_DRIVER_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+
+
+def driver_sql(statement: ClauseElement) -> str:
+    """``statement`` compiled into psycopg's own SQL (``%(name)s`` placeholders) for
+    ``driver_connection``: the statement is still written once, as SQLAlchemy, and its
+    identifiers quoted by SQLAlchemy. Compile once and keep it; values are sent as they are,
+    without SQLAlchemy's type processing."""
+    return str(statement.compile(dialect=_DRIVER_DIALECT))
+
+
+def driver_statement(statement: ClauseElement) -> tuple[str, dict[str, Any]]:
+    """``driver_sql`` for a statement that holds its values, with those values by name;
+    expanding IN lists become one placeholder per value, as SQLAlchemy would send them."""
+    compiled = cast(SQLCompiler, statement.compile(dialect=_DRIVER_DIALECT))
+    expanded = compiled.construct_expanded_state()
+    return expanded.statement, dict(expanded.parameters)
+
+
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under ``session``, in the same transaction. The statements every
+    request sends (entering the workspace, the audit append) run on it directly: through the
+    session each statement costs several times its own Python in compiling, caching and
+    result handling (bench/README.md). Statements run here are not seen by the session, so
+    flush it first if it may hold pending changes."""
+    connection = await session.connection()
+    fairy = await connection.get_raw_connection()
+    if fairy.driver_connection is None:
+        raise DisconnectionError("the request's connection was closed")
+    return cast(psycopg.AsyncConnection[Any], fairy.driver_connection)
 
 
 @asynccontextmanager

@@ -36,7 +36,7 @@ def sla_breached(ticket: Ticket, now: datetime) -> bool:
     )
 
 
-def sla_breached_sql(now: datetime) -> ColumnElement[bool]:
+def sla_breached_sql(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     return or_(
         Ticket.sla_breached,
         and_(
@@ -56,7 +56,7 @@ def resolution_breached(ticket: Ticket, now: datetime) -> bool:
     return clock > ticket.resolution_due_at
 
 
-def resolution_breached_sql(now: datetime) -> ColumnElement[bool]:
+def resolution_breached_sql(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     return or_(
         Ticket.resolution_breached,
         and_(

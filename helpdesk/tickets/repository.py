@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVarTuple, cast
 
+import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
     DateTime,
     Result,
-    Row,
     Select,
+    bindparam,
     case,
     delete,
     false,
@@ -31,6 +33,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from auth.permissions import TicketScope
+from helpdesk.core.db import driver_statement
 from helpdesk.customers.models import Customer
 from helpdesk.sla import state as sla_state
 from helpdesk.tickets.models import Ticket, TicketTag
@@ -49,17 +52,27 @@ Columns = TypeVarTuple("Columns")
 
 
 def visible(query: Select[*Columns], who: Visibility) -> Select[*Columns]:
+    # Bound by name (visibility_values): a page's statement is compiled once per shape.
     if who.scope == TicketScope.OWN:
         # Never correlated: a page's query joins customers itself.
         own = (
             select(Customer.id)
-            .where(func.lower(Customer.email) == who.email.lower())
+            .where(func.lower(Customer.email) == bindparam("visible_email", who.email.lower()))
             .correlate(None)
         )
         return query.where(Ticket.customer_id.in_(own.scalar_subquery()))
     if who.scope == TicketScope.ASSIGNED:
-        return query.where(Ticket.assignee_id == who.user_id)
+        return query.where(Ticket.assignee_id == bindparam("visible_assignee", who.user_id))
     return query
+
+
+def visibility_values(who: Visibility) -> dict[str, Any]:
+    """What ``visible`` binds for ``who``, by name."""
+    if who.scope == TicketScope.OWN:
+        return {"visible_email": who.email.lower()}
+    if who.scope == TicketScope.ASSIGNED:
+        return {"visible_assignee": who.user_id}
+    return {}
 
 
 def get_visible(
@@ -97,37 +110,61 @@ def _holds(condition: ColumnElement[bool], wanted: bool) -> ColumnElement[bool]:
     return condition.is_(True) if wanted else condition.is_not(True)
 
 
-def filtered(
-    query: Select[*Columns], filters: TicketFilters, *, after_id: int | None, now: datetime
+# The moment the SLA state is read at, bound by name.
+NOW = bindparam("now", type_=DateTime(timezone=True))
+# Each filter's condition, on the value filter_values binds under the same name.
+_CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "after_id": Ticket.id > bindparam("after_id"),
+    "status": Ticket.status == bindparam("status"),
+    "priority": Ticket.priority == bindparam("priority"),
+    "assignee_id": Ticket.assignee_id == bindparam("assignee_id"),
+    "customer_id": Ticket.customer_id == bindparam("customer_id"),
+    "tag": Ticket.id.in_(
+        select(TicketTag.ticket_id).where(TicketTag.tag == bindparam("tag")).scalar_subquery()
+    ),
+    "q": Ticket.search.op("@@")(func.websearch_to_tsquery("english", bindparam("q"))),
+    "created_after": Ticket.created_at >= bindparam("created_after"),
+    "created_before": Ticket.created_at < bindparam("created_before"),
+}
+
+
+def filter_values(filters: TicketFilters, *, after_id: int | None) -> dict[str, Any]:
+    """The filters that select something and the cursor, by the names they are bound under."""
+    values = {
+        "after_id": after_id,
+        "status": filters.status.value if filters.status else None,
+        "priority": filters.priority.value if filters.priority else None,
+        "assignee_id": filters.assignee_id,
+        "customer_id": filters.customer_id,
+        "tag": filters.tag.strip().lower() if filters.tag else None,
+        "q": filters.q or None,
+        "created_after": filters.created_after,
+        "created_before": filters.created_before,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _where(
+    query: Select[*Columns], filters: TicketFilters, *, after_id: int | None
 ) -> Select[*Columns]:
-    """The list's filters and its cursor, on any query over ``tickets``; ``now`` is the moment
-    the SLA filters read the clock at."""
-    if after_id is not None:
-        query = query.where(Ticket.id > after_id)
-    if filters.status:
-        query = query.where(Ticket.status == filters.status.value)
-    if filters.priority:
-        query = query.where(Ticket.priority == filters.priority.value)
-    if filters.assignee_id:
-        query = query.where(Ticket.assignee_id == filters.assignee_id)
-    if filters.customer_id:
-        query = query.where(Ticket.customer_id == filters.customer_id)
-    if filters.tag:
-        tagged = select(TicketTag.ticket_id).where(TicketTag.tag == filters.tag.strip().lower())
-        query = query.where(Ticket.id.in_(tagged.scalar_subquery()))
-    if filters.q:
-        query = query.where(Ticket.search.op("@@")(func.websearch_to_tsquery("english", filters.q)))
-    if filters.created_after:
-        query = query.where(Ticket.created_at >= filters.created_after)
-    if filters.created_before:
-        query = query.where(Ticket.created_at < filters.created_before)
+    """The filters' conditions, their values left to the caller to bind."""
+    query = query.where(*(_CONDITIONS[name] for name in filter_values(filters, after_id=after_id)))
     if filters.sla_breached is not None:
-        query = query.where(_holds(sla_state.sla_breached_sql(now), filters.sla_breached))
+        query = query.where(_holds(sla_state.sla_breached_sql(NOW), filters.sla_breached))
     if filters.unassigned is not None:
         query = query.where(_holds(Ticket.assignee_id.is_(None), filters.unassigned))
     if filters.urgent is not None:
         query = query.where(_holds(sla_state.urgent_sql(), filters.urgent))
     return query
+
+
+def filtered(
+    query: Select[*Columns], filters: TicketFilters, *, after_id: int | None, now: datetime
+) -> Select[*Columns]:
+    """The list's filters and its cursor, on any query over ``tickets``; ``now`` is the moment
+    the SLA filters read the clock at."""
+    values = {**filter_values(filters, after_id=after_id), "now": now}
+    return _where(query, filters, after_id=after_id).params(values)
 
 
 # A page is read in one statement, as plain rows: the columns a ticket shows (TicketOut, not
@@ -140,50 +177,76 @@ _TAGS = (
 )
 
 
-def _page(now: datetime) -> Select[*tuple[Any, ...]]:
-    return (
-        select(
-            Ticket.id,
-            Ticket.title,
-            Ticket.description,
-            Ticket.status,
-            Ticket.priority,
-            Ticket.category,
-            Ticket.customer_id,
-            Customer.email.label("customer_email"),
-            Customer.name.label("customer_name"),
-            Ticket.assignee_id,
-            Ticket.sla_due_at,
-            # The live state, read at ``now`` (helpdesk.sla.state), never unknown.
-            func.coalesce(sla_state.sla_breached_sql(now), false()).label("sla_breached"),
-            Ticket.resolution_due_at,
-            func.coalesce(sla_state.resolution_breached_sql(now), false()).label(
-                "resolution_breached"
-            ),
-            Ticket.escalated,
-            Ticket.created_at,
-            Ticket.updated_at,
-            _TAGS.label("tags"),
-        )
-        .select_from(Ticket)
-        .outerjoin(Customer, Customer.id == Ticket.customer_id)
-        .order_by(Ticket.id)
+_PAGE = (
+    select(
+        Ticket.id,
+        Ticket.title,
+        Ticket.description,
+        Ticket.status,
+        Ticket.priority,
+        Ticket.category,
+        Ticket.customer_id,
+        Customer.email.label("customer_email"),
+        Customer.name.label("customer_name"),
+        Ticket.assignee_id,
+        Ticket.sla_due_at,
+        # The live state, read at ``now`` (helpdesk.sla.state), never unknown.
+        func.coalesce(sla_state.sla_breached_sql(NOW), false()).label("sla_breached"),
+        Ticket.resolution_due_at,
+        func.coalesce(sla_state.resolution_breached_sql(NOW), false()).label("resolution_breached"),
+        Ticket.escalated,
+        Ticket.created_at,
+        Ticket.updated_at,
+        _TAGS.label("tags"),
     )
+    .select_from(Ticket)
+    .outerjoin(Customer, Customer.id == Ticket.customer_id)
+    .order_by(Ticket.id)
+    .limit(bindparam("limit"))
+)
+# A page's statement per shape (visibility scope, filters present, SLA conditions asked), as
+# psycopg's SQL with its constants' values: compiled once, then each request binds its values.
+_PAGE_SQL: dict[tuple[object, ...], tuple[str, dict[str, Any]]] = {}
 
 
-def list_page(
-    session: Session,
+async def list_page(
+    connection: psycopg.AsyncConnection[Any],
     who: Visibility,
     filters: TicketFilters,
     *,
     after_id: int | None,
     limit: int,
     now: datetime,
-) -> Sequence[Row[*tuple[Any, ...]]]:
-    """Visible tickets in id order, as rows of ``_page``'s columns (``tags`` is None for a
-    ticket without any)."""
-    query = filtered(visible(_page(now), who), filters, after_id=after_id, now=now).limit(limit)
-    return session.execute(query).all()
+) -> list[dict[str, Any]]:
+    """Visible tickets in id order, as dicts of ``_PAGE``'s columns (``tags`` is None for a
+    ticket without any), read on the request's psycopg connection: the statement is built and
+    compiled once per shape, where the ORM would build, key and compile it per request. The
+    session's pending changes are not flushed for it."""
+    values = {
+        **visibility_values(who),
+        **filter_values(filters, after_id=after_id),
+        "now": now,
+        "limit": limit,
+    }
+    shape = (who.scope, *sorted(values), filters.sla_breached, filters.unassigned, filters.urgent)
+    compiled = _PAGE_SQL.get(shape)
+    if compiled is None:
+        compiled = _PAGE_SQL[shape] = _compile_page(who, filters, values)
+    sql, constants = compiled
+    cursor = connection.cursor(row_factory=dict_row, binary=True)
+    await cursor.execute(sql, {**constants, **values})
+    return await cursor.fetchall()
+
+
+def _compile_page(
+    who: Visibility, filters: TicketFilters, values: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    statement = _where(visible(_PAGE, who), filters, after_id=values.get("after_id"))
+    sql, bound = driver_statement(statement.params(values))
+    if set(values) - set(bound):
+        raise RuntimeError(f"the page binds no {sorted(set(values) - set(bound))}")
+    # What the statement holds besides the request's values: the SLA rules' status lists.
+    return sql, {name: value for name, value in bound.items() if name not in values}
 
 
 # The queue's order: urgent first, then the soonest first-response due time, then id. A ticket

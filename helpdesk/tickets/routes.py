@@ -74,16 +74,16 @@ async def list_tickets(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> TicketPage:
-    tickets = await scope.run(
-        service.list_tickets, scope.caller, filters, after_id=decode_cursor(cursor), limit=limit + 1
+    tickets = await service.list_tickets(
+        scope.connection, scope.caller, filters, after_id=decode_cursor(cursor), limit=limit + 1
     )
     return await _audited_page(scope, tickets, limit)
 
 
 @router.get("/mine", responses=error_responses(401, 403, 422))
 async def list_my_tickets(scope: Reader, limit: Limit = 50, cursor: Cursor = None) -> TicketPage:
-    tickets = await scope.run(
-        service.list_mine, scope.caller, after_id=decode_cursor(cursor), limit=limit + 1
+    tickets = await service.list_mine(
+        scope.connection, scope.caller, after_id=decode_cursor(cursor), limit=limit + 1
     )
     return await _audited_page(scope, tickets, limit)
 

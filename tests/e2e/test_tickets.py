@@ -205,6 +205,28 @@ def test_a_forged_cursor_is_a_422(client: TestClient, admin: dict[str, str]) -> 
     assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
+def test_each_list_binds_its_own_caller_and_filters_though_its_statement_is_compiled_once(
+    client: TestClient, factory: Factory, ws: Workspace, admin: dict[str, str]
+) -> None:
+    # The page's SQL is kept per shape (tickets.repository.list_page): two customers, and two
+    # values of one filter, share a statement but never each other's values.
+    first, second = factory.member(ws, "customer"), factory.member(ws, "customer")
+    theirs = {
+        who.email: _create(client, admin, customer_email=who.email, priority=priority)["id"]
+        for who, priority in ((first, "low"), (second, "high"))
+    }
+    for who in (first, second, first):
+        listed = client.get(TICKETS, headers=factory.headers(who, ws)).json()["items"]
+        assert [t["id"] for t in listed] == [theirs[who.email]]
+    for priority, who in (("low", first), ("high", second)):
+        assert [
+            t["id"]
+            for t in client.get(TICKETS, params={"priority": priority}, headers=admin).json()[
+                "items"
+            ]
+        ] == [theirs[who.email]]
+
+
 def test_a_customer_sees_only_their_own_tickets_and_public_comments(
     client: TestClient, factory: Factory, ws: Workspace, admin: dict[str, str]
 ) -> None:
