@@ -82,6 +82,7 @@ _axe = Axe()
 
 def check_page(page: Page, name: str) -> None:
     """The page passes axe-core with no serious or critical violation; keep a screenshot."""
+    page.wait_for_load_state("load")
     results = _axe.run(page)
     blocking = [
         f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
