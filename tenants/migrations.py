@@ -18,6 +18,7 @@ from psycopg import sql
 from sqlalchemy import Connection, Engine, select, text
 
 from tenants.models import Tenant
+from tenants.pool import pool_schemas
 from tenants.schema import tenant_config, tenant_script
 
 # Alembic's ``op`` and ``context`` are module-global proxies: two threads inside an
@@ -50,11 +51,15 @@ class TenantMigrationResult:
 def tenant_versions(
     connection: Connection, slugs: Iterable[str] | None = None
 ) -> list[TenantVersion]:
-    """Every tenant's current revision, read with one statement over all version tables."""
+    """Every tenant's current revision, read with one statement over all version tables; with
+    no ``slugs``, the schema pool's too (labelled ``pool:<schema>``, see tenants/pool.py)."""
     query = select(Tenant.slug, Tenant.schema_name).order_by(Tenant.slug)
     if slugs is not None:
         query = query.where(Tenant.slug.in_(list(slugs)))
-    tenants = connection.execute(query).all()
+    tenants: list[Any] = list(connection.execute(query).all())
+    if slugs is None:
+        # Ready schemas waiting to become workspaces stay at the head with them.
+        tenants += pool_schemas(connection)
     if not tenants:
         return []
     branches = [
