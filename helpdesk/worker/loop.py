@@ -127,6 +127,10 @@ class Worker:
                     for o in report.workspaces
                 ]
             )
+        if job.pool is not None:
+            for outcome in report.workspaces:
+                if outcome.result is not None:
+                    self.stats.pool_filled(job.pool(outcome.result))
         done = job.describe(report)
         if done:
             log.info("worker: %s: %s", job.name, done)
