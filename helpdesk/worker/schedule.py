@@ -34,15 +34,15 @@ Stopping = Callable[[], bool]
 class ScheduledJob:
     """A job the worker runs every ``every_seconds``: ``run`` makes one pass; ``describe``
     says what a pass did, or None when it did nothing worth a log line; ``backlog``, for
-    delivery, reads each workspace's outbox backlog from its result; ``pool``, for the fill
-    job, reads the schema pool's figures from its one outcome."""
+    delivery, reads each workspace's outbox backlog from its result; ``fills_pool``: the job's
+    one outcome is the schema pool's (a ``PoolFill``), for the pool's figures."""
 
     name: str
     every_seconds: float
     run: Callable[[Stopping], JobReport[Any]]
     describe: Callable[[JobReport[Any]], str | None]
     backlog: Callable[[Any], Mapping[str, int]] | None = None
-    pool: Callable[[Any], PoolFill] | None = None
+    fills_pool: bool = False
 
 
 def _tickets_job(
@@ -69,11 +69,10 @@ def _describe_retention(report: JobReport[Any]) -> str | None:
 
 
 def _describe_pool(report: JobReport[PoolFill]) -> str | None:
-    done = [fill for fill in report.results if fill.built or fill.dropped]
-    if not done:
-        return None
-    fill = done[0]
-    return f"{fill.built} schema(s) built, {fill.dropped} dropped, {fill.depth} ready"
+    for fill in report.results:
+        if fill.built or fill.dropped:
+            return f"{fill.built} schema(s) built, {fill.dropped} dropped, {fill.depth} ready"
+    return None
 
 
 def _pool_job(runtime: Runtime) -> ScheduledJob:
@@ -95,7 +94,7 @@ def _pool_job(runtime: Runtime) -> ScheduledJob:
         settings.schema_pool_every_seconds,
         run,
         _describe_pool,
-        pool=lambda fill: fill,
+        fills_pool=True,
     )
 
 

@@ -86,6 +86,7 @@ LOCK_NUMBERS = {
     LockKey.AUTO_CLOSE: 12,
     LockKey.DELIVERY: 13,
     LockKey.MIGRATIONS: 7_311_001,
+    LockKey.SCHEMA_POOL: 7_311_002,
 }
 
 
