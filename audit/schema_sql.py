@@ -19,3 +19,11 @@ END $$
 """
 
 TENANT_EXTRA_DDL = (APPEND_ONLY_AUDIT,)
+
+# The same refusal for a role named outright, as PL/pgSQL over a variable ``p_role``: a schema
+# built for the schema pool has no row in public.tenants yet, so APPEND_ONLY_AUDIT finds no role
+# there, and the pool's build function (helpdesk/migrate.py) revokes with this instead.
+REVOKE_AUDIT_REWRITES_PLPGSQL = (
+    "EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_checkpoints "
+    "FROM %I', p_role);"
+)

@@ -1,5 +1,5 @@
 """Prometheus metrics for GET /metrics: requests by route and status, latency, the pool, and the
-in-process worker's jobs and outbox backlog.
+in-process worker's jobs, outbox backlog and schema pool.
 
 Each app has its own registry, so two apps in one process (the tests make many) never share or
 double-register series. Labels use the route template, never the path: a path names a ticket or
@@ -119,6 +119,22 @@ class _WorkerCollector(Collector):
             if counts.last_success is not None:
                 last_success.add_metric([name], counts.last_success)
         yield from (runs, failures, last_success, interval)
+        pool = self._stats.pool()
+        if pool is not None:
+            depth = GaugeMetricFamily(
+                "helpdesk_schema_pool_depth",
+                "Workspace schemas ready in the schema pool, as the fill job last counted them: "
+                "when its last run began (what provisioning left) and when it ended.",
+                labels=["moment"],
+            )
+            depth.add_metric(["run_start"], pool.found)
+            depth.add_metric(["run_end"], pool.depth)
+            yield depth
+            yield CounterMetricFamily(
+                "helpdesk_schema_pool_built",
+                "Schemas the fill job of this process has built for the pool.",
+                value=pool.built,
+            )
         backlog = self._stats.backlog()
         if backlog is None:
             return

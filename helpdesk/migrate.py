@@ -16,14 +16,54 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
+from audit.schema_sql import REVOKE_AUDIT_REWRITES_PLPGSQL
 from helpdesk.database import MAINTENANCE_ROLE, SERVICE_GROUP, TENANT_GROUP
 from migrations import PUBLIC_DIR
 from migrations.models import tenant_ddl
 from tenants.locks import LockKey, lock_platform
+from tenants.pool import POOL_NAME_PATTERN
 from tenants.schema import tenant_head
 
 PROVISION_FUNCTION = "public.helpdesk_provision_tenant(text, text, text, text)"
 DROP_FUNCTION = "public.helpdesk_drop_tenant(text, text)"
+BUILD_POOL_FUNCTION = "public.helpdesk_build_pool_schema(text, text, text)"
+DROP_POOL_FUNCTION = "public.helpdesk_drop_pool_schema()"
+LIFECYCLE_FUNCTIONS = ", ".join(
+    (PROVISION_FUNCTION, DROP_FUNCTION, BUILD_POOL_FUNCTION, DROP_POOL_FUNCTION)
+)
+
+# PL/pgSQL over ``p_schema``, ``p_role``, ``p_ddl`` and ``p_head``: the role, the schema, their
+# grants and default privileges (before any table, see tenants/provisioning.py), then the tables
+# and the version stamp. A workspace built from scratch and a pool schema are built by this text.
+_BUILD_SCHEMA = f"""
+            EXECUTE format('CREATE ROLE %I NOLOGIN IN ROLE {TENANT_GROUP}', p_role);
+            EXECUTE format('GRANT %I TO CURRENT_USER', p_role);
+            EXECUTE format('GRANT %I TO {SERVICE_GROUP}', p_role);
+            EXECUTE format('CREATE SCHEMA %I', p_schema);
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', p_schema, p_role);
+            EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I '
+                           'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I',
+                           p_schema, p_role);
+            EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I '
+                           'GRANT USAGE, SELECT ON SEQUENCES TO %I', p_schema, p_role);
+            EXECUTE format('GRANT USAGE ON SCHEMA %I TO {MAINTENANCE_ROLE}', p_schema);
+            EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I '
+                           'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {MAINTENANCE_ROLE}',
+                           p_schema);
+            EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I '
+                           'GRANT USAGE, SELECT ON SEQUENCES TO {MAINTENANCE_ROLE}', p_schema);
+            PERFORM set_config('search_path', quote_ident(p_schema), true);
+            EXECUTE p_ddl;
+            EXECUTE 'INSERT INTO alembic_version (version_num) VALUES ($1)' USING p_head;"""  # noqa: S608
+
+
+def _check_ddl(digest: str) -> str:
+    """PL/pgSQL refusing any ``p_ddl``/``p_head`` but the ones this code version installed."""
+    return f"""IF md5(p_head || E'\\n' || p_ddl) <> '{digest}' THEN
+                RAISE EXCEPTION 'this tenant schema is not the one helpdesk migrate installed'
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'run helpdesk migrate with this version';
+            END IF;"""
 
 
 def public_config() -> Config:
@@ -79,6 +119,9 @@ def grant_service(connection: Connection) -> None:
         f"GRANT USAGE ON SCHEMA public TO {SERVICE_GROUP}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {SERVICE_GROUP}",
         f"REVOKE INSERT, UPDATE, DELETE ON public.alembic_version FROM {SERVICE_GROUP}",
+        # A pool row decides which schema a new workspace is given: only the owner's functions
+        # below write one, or a service that wrote a workspace's schema there could hand it on.
+        f"REVOKE INSERT, UPDATE, DELETE ON public.schema_pool FROM {SERVICE_GROUP}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {SERVICE_GROUP}",
         # Every name interpolated here is a constant of this module or a hex digest.
         f"""
@@ -86,38 +129,88 @@ def grant_service(connection: Connection) -> None:
             public.helpdesk_provision_tenant(p_schema text, p_role text, p_ddl text, p_head text)
         RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
         AS $fn$
+        DECLARE
+            v_ready public.schema_pool;
+            v_revision text;
         BEGIN
-            IF md5(p_head || E'\\n' || p_ddl) <> '{digest}' THEN
-                RAISE EXCEPTION 'this tenant schema is not the one helpdesk migrate installed'
-                    USING ERRCODE = 'object_not_in_prerequisite_state',
-                          HINT = 'run helpdesk migrate with this version';
-            END IF;
+            {_check_ddl(digest)}
             IF NOT EXISTS (SELECT FROM public.tenants
                             WHERE schema_name = p_schema AND role_name = p_role) THEN
                 RAISE EXCEPTION 'no workspace has schema % and role %', p_schema, p_role
                     USING ERRCODE = 'no_data_found';
             END IF;
-            EXECUTE format('CREATE ROLE %I NOLOGIN IN ROLE {TENANT_GROUP}', p_role);
-            EXECUTE format('GRANT %I TO CURRENT_USER', p_role);
-            EXECUTE format('GRANT %I TO {SERVICE_GROUP}', p_role);
-            EXECUTE format('CREATE SCHEMA %I', p_schema);
-            EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', p_schema, p_role);
-            EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I '
-                           'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I',
-                           p_schema, p_role);
-            EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I '
-                           'GRANT USAGE, SELECT ON SEQUENCES TO %I', p_schema, p_role);
-            EXECUTE format('GRANT USAGE ON SCHEMA %I TO {MAINTENANCE_ROLE}', p_schema);
-            EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I '
-                           'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {MAINTENANCE_ROLE}',
-                           p_schema);
-            EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I '
-                           'GRANT USAGE, SELECT ON SEQUENCES TO {MAINTENANCE_ROLE}', p_schema);
-            PERFORM set_config('search_path', quote_ident(p_schema), true);
-            EXECUTE p_ddl;
-            EXECUTE 'INSERT INTO alembic_version (version_num) VALUES ($1)' USING p_head;
+            -- A ready schema from the pool if one is free: SKIP LOCKED, so a concurrent
+            -- provisioning takes another one or builds, and never waits for this one.
+            SELECT * INTO v_ready FROM public.schema_pool
+             ORDER BY created_at, schema_name LIMIT 1 FOR UPDATE SKIP LOCKED;
+            IF FOUND THEN
+                BEGIN
+                    -- A migration of this schema under way has read its version table and
+                    -- holds it until it commits: build instead of waiting for it, and keep
+                    -- it from starting until this transaction has renamed the schema.
+                    EXECUTE format('LOCK TABLE %I.alembic_version IN ACCESS EXCLUSIVE MODE NOWAIT',
+                                   v_ready.schema_name);
+                    EXECUTE format('SELECT max(version_num) FROM %I.alembic_version',
+                                   v_ready.schema_name) INTO v_revision;
+                EXCEPTION WHEN lock_not_available THEN
+                    v_revision := NULL;
+                END;
+                -- A pool schema behind this code's head (migrate has not reached it) is left
+                -- for the migration fan-out.
+                IF v_revision = p_head THEN
+                    DELETE FROM public.schema_pool WHERE schema_name = v_ready.schema_name;
+                    -- Grants, default privileges, ownership and memberships hold OIDs, not
+                    -- names, and nothing in a tenant schema spells its own name: renaming the
+                    -- two is all it takes (tests/integration/test_schema_pool.py compares).
+                    EXECUTE format('ALTER SCHEMA %I RENAME TO %I', v_ready.schema_name, p_schema);
+                    EXECUTE format('ALTER ROLE %I RENAME TO %I', v_ready.role_name, p_role);
+                    RETURN;
+                END IF;
+            END IF;
+            {_BUILD_SCHEMA}
         END $fn$
         """,  # noqa: S608
+        f"""
+        CREATE OR REPLACE FUNCTION
+            public.helpdesk_build_pool_schema(p_name text, p_ddl text, p_head text)
+        RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+        AS $fn$
+        DECLARE
+            p_schema text := p_name;
+            p_role text := p_name;
+        BEGIN
+            {_check_ddl(digest)}
+            IF p_name !~ '^{POOL_NAME_PATTERN}$' THEN
+                RAISE EXCEPTION 'a pool schema is named pool_ and 16 hex digits, not %', p_name
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            INSERT INTO public.schema_pool (schema_name, role_name) VALUES (p_schema, p_role);
+            {_BUILD_SCHEMA}
+            {REVOKE_AUDIT_REWRITES_PLPGSQL}
+        END $fn$
+        """,  # noqa: S608
+        """
+        CREATE OR REPLACE FUNCTION public.helpdesk_drop_pool_schema()
+        RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+        AS $fn$
+        DECLARE
+            v_ready public.schema_pool;
+        BEGIN
+            -- The newest free one: the oldest are the next to be claimed.
+            SELECT * INTO v_ready FROM public.schema_pool
+             ORDER BY created_at DESC, schema_name DESC LIMIT 1 FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+            DELETE FROM public.schema_pool WHERE schema_name = v_ready.schema_name;
+            EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', v_ready.schema_name);
+            IF EXISTS (SELECT FROM pg_roles WHERE rolname = v_ready.role_name) THEN
+                EXECUTE format('DROP OWNED BY %I', v_ready.role_name);
+                EXECUTE format('DROP ROLE %I', v_ready.role_name);
+            END IF;
+            RETURN v_ready.schema_name;
+        END $fn$
+        """,
         """
         CREATE OR REPLACE FUNCTION public.helpdesk_drop_tenant(p_schema text, p_role text)
         RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
@@ -135,8 +228,8 @@ def grant_service(connection: Connection) -> None:
             END IF;
         END $fn$
         """,
-        f"REVOKE ALL ON FUNCTION {PROVISION_FUNCTION}, {DROP_FUNCTION} FROM PUBLIC",
-        f"GRANT EXECUTE ON FUNCTION {PROVISION_FUNCTION}, {DROP_FUNCTION} TO {SERVICE_GROUP}",
+        f"REVOKE ALL ON FUNCTION {LIFECYCLE_FUNCTIONS} FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {LIFECYCLE_FUNCTIONS} TO {SERVICE_GROUP}",
         f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {SERVICE_GROUP}",
     ]
     # psycopg's own cursor, without parameters: ``format('%I', ...)`` is not a placeholder.

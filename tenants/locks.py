@@ -31,11 +31,13 @@ class LockKey(IntEnum):
     # Platform-wide, the one-key form: a separate key space from the two-key form in PostgreSQL,
     # so it can never collide with a workspace's lock.
     MIGRATIONS = 7_311_001  # `helpdesk migrate` and startup: one migrating process at a time
+    SCHEMA_POOL = 7_311_002  # filling the schema pool: one process at a time, or both overshoot
 
 
 LOCK_WORKSPACE = text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), :key)")
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), :key)")
 _LOCK_PLATFORM = text("SELECT pg_advisory_xact_lock(:key)")
+_TRY_LOCK_PLATFORM = text("SELECT pg_try_advisory_xact_lock(:key)")
 
 
 def lock_workspace(session: Session, key: LockKey) -> None:
@@ -54,3 +56,8 @@ def try_lock_workspace(session: Session, key: LockKey) -> bool:
 def lock_platform(connection: Connection | Session, key: LockKey) -> None:
     """Wait for a platform-wide lock and hold it until this transaction ends."""
     connection.execute(_LOCK_PLATFORM, {"key": int(key)})
+
+
+def try_lock_platform(connection: Connection | Session, key: LockKey) -> bool:
+    """Take a platform-wide lock for this transaction if no one else holds it; never waits."""
+    return bool(connection.scalar(_TRY_LOCK_PLATFORM, {"key": int(key)}))

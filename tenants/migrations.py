@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, select
 from tenants.held_ddl import HeldDDL, operations_holding_ddl
 from tenants.locks import LockKey
 from tenants.models import Tenant
+from tenants.pool import pool_schemas
 from tenants.schema import VERSION_TABLE_DDL, tenant_script
 from tenants.thread_op import bound_op, per_thread_op
 
@@ -104,11 +105,15 @@ class _StepFailed(Exception):
 def tenant_versions(
     connection: Connection, slugs: Iterable[str] | None = None
 ) -> list[TenantVersion]:
-    """Every tenant's current revision, read with one statement over all version tables."""
+    """Every tenant's current revision, read with one statement over all version tables; with
+    no ``slugs``, the schema pool's too (labelled ``pool:<schema>``, see tenants/pool.py)."""
     query = select(Tenant.slug, Tenant.schema_name).order_by(Tenant.slug)
     if slugs is not None:
         query = query.where(Tenant.slug.in_(list(slugs)))
-    tenants = connection.execute(query).all()
+    tenants: list[Any] = list(connection.execute(query).all())
+    if slugs is None:
+        # Ready schemas waiting to become workspaces stay at the head with them.
+        tenants += pool_schemas(connection)
     if not tenants:
         return []
     branches = [

@@ -30,3 +30,17 @@ class Tenant(PublicBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     delete_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PoolSchema(PublicBase):
+    """A schema built at the tenant head with its role, not yet any workspace's: provisioning
+    claims one by renaming both (``tenants/pool.py``). Not a workspace, so nothing that lists,
+    counts or works workspaces sees it; only the migration fan-out does."""
+
+    __tablename__ = "schema_pool"
+
+    schema_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    role_name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )

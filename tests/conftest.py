@@ -196,6 +196,9 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         password_hash_profile="fast",
         pool_size=4,
+        # No schema pool unless a test fills one (tests/support/pool.py): a worker started by a
+        # test would otherwise leave ready schemas in the database for every later test.
+        schema_pool_size=0,
         # The tests' webhook receivers listen on loopback; the refusal has tests of its own.
         webhook_allow_private_addresses=True,
     )

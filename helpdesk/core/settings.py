@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     auto_close_every_seconds: float = Field(default=60.0, gt=0, le=86_400)
     deliver_every_seconds: float = Field(default=5.0, gt=0, le=86_400)
     retention_every_seconds: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
+    # The schema pool (tenants/pool.py): workspace schemas the worker builds ahead of time, so
+    # provisioning renames one instead of building it. 0 turns the filling off (provisioning
+    # then builds every schema, and takes any left in the pool first).
+    schema_pool_size: int = Field(default=5, ge=0, le=1000)
+    schema_pool_every_seconds: float = Field(default=10.0, gt=0, le=86_400)
 
     # Webhook and e-mail delivery: a failed attempt is retried after
     # delivery_backoff_seconds * 2^(attempts - 1), capped, until delivery_max_attempts.

@@ -127,6 +127,9 @@ class Worker:
                     for o in report.workspaces
                 ]
             )
+        if job.fills_pool:
+            for fill in report.results:
+                self.stats.pool_filled(fill)
         done = job.describe(report)
         if done:
             log.info("worker: %s: %s", job.name, done)

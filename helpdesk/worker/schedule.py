@@ -1,14 +1,17 @@
 """Which jobs the worker runs and how often: escalation and auto-close every minute, delivery
-every five seconds, retention daily by default (``HELPDESK_*_EVERY_SECONDS``).
+every five seconds, retention daily, filling the schema pool every ten seconds by default
+(``HELPDESK_*_EVERY_SECONDS``).
 
-Each entry runs one pass of a job over every workspace it works in, through the one runner
+Each workspace job runs one pass over every workspace it works in, through the one runner
 (``tenants.jobs``): each workspace under the job's advisory lock, so any number of processes may
-run the same schedule, and a failure stays in its workspace.
+run the same schedule, and a failure stays in its workspace. Filling the schema pool works no
+workspace: it builds schemas that are none yet, under a platform-wide lock of its own.
 """
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from auth.throttle import forget_stale
@@ -17,7 +20,14 @@ from helpdesk.core.db import transaction
 from helpdesk.outbox.worker import DeliveryReport, delivery_pass, provider_health
 from helpdesk.runtime import Runtime
 from helpdesk.sla.jobs import AUTO_CLOSE, ESCALATE, TicketsChanged, tickets_changed
-from tenants.jobs import Job, JobReport, run_each_workspace
+from migrations.models import tenant_ddl
+from tenants.jobs import Job, JobReport, WorkspaceOutcome, run_each_workspace
+from tenants.pool import PoolFill, fill_pool
+from tenants.schema import tenant_head
+
+FILL_SCHEMA_POOL = "fill-schema-pool"
+# The one outcome in a fill run's report: the pool's, since the run works no workspace.
+SCHEMA_POOL = "schema pool"
 
 log = logging.getLogger("helpdesk.worker")
 
@@ -29,13 +39,15 @@ Stopping = Callable[[], bool]
 class ScheduledJob:
     """A job the worker runs every ``every_seconds``: ``run`` makes one pass; ``describe``
     says what a pass did, or None when it did nothing worth a log line; ``backlog``, for
-    delivery, reads each workspace's outbox backlog from its result."""
+    delivery, reads each workspace's outbox backlog from its result; ``fills_pool``: the job's
+    one outcome is the schema pool's (a ``PoolFill``), for the pool's figures."""
 
     name: str
     every_seconds: float
     run: Callable[[Stopping], JobReport[Any]]
     describe: Callable[[JobReport[Any]], str | None]
     backlog: Callable[[Any], Mapping[str, int]] | None = None
+    fills_pool: bool = False
 
 
 def _tickets_job(
@@ -74,14 +86,45 @@ def _retention_pass(
     return report
 
 
+def _describe_pool(report: JobReport[PoolFill]) -> str | None:
+    for fill in report.results:
+        if fill.built or fill.dropped:
+            return f"{fill.built} schema(s) built, {fill.dropped} dropped, {fill.depth} ready"
+    return None
+
+
+def _pool_job(runtime: Runtime) -> ScheduledJob:
+    settings = runtime.settings
+
+    def run(stopping: Stopping) -> JobReport[PoolFill]:
+        now = datetime.now(UTC)
+        fill = fill_pool(
+            runtime.sessions,
+            size=settings.schema_pool_size,
+            ddl=tenant_ddl(),
+            head=tenant_head(),
+            stopping=stopping,
+        )
+        return JobReport(FILL_SCHEMA_POOL, now, [WorkspaceOutcome(SCHEMA_POOL, result=fill)])
+
+    return ScheduledJob(
+        FILL_SCHEMA_POOL,
+        settings.schema_pool_every_seconds,
+        run,
+        _describe_pool,
+        fills_pool=True,
+    )
+
+
 def default_schedule(runtime: Runtime, *, slugs: Sequence[str] | None = None) -> list[ScheduledJob]:
     """Every job on its configured interval, over every workspace it works in, or only
-    ``slugs`` (`helpdesk worker --tenant`)."""
+    ``slugs`` (`helpdesk worker --tenant`, which leaves the schema pool alone: it is for
+    working chosen workspaces). A pool size of 0 leaves the fill job out."""
     settings = runtime.settings
     # For the life of the process: a provider that failed stays skipped across runs until its
     # cool-down ends, rather than failing once more at the start of every run.
     mail_health = provider_health(settings)
-    return [
+    jobs = [
         _tickets_job(runtime, ESCALATE, settings.escalate_every_seconds, slugs),
         _tickets_job(runtime, AUTO_CLOSE, settings.auto_close_every_seconds, slugs),
         ScheduledJob(
@@ -100,3 +143,6 @@ def default_schedule(runtime: Runtime, *, slugs: Sequence[str] | None = None) ->
             _describe_retention,
         ),
     ]
+    if slugs is None and settings.schema_pool_size > 0:
+        jobs.append(_pool_job(runtime))
+    return jobs

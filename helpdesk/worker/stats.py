@@ -1,5 +1,6 @@
 """What the worker has done, per job, for ``/metrics``: runs, failures, the last fully
-successful run, and the outbox backlog the delivery job last counted."""
+successful run, the outbox backlog the delivery job last counted, and the schema pool's depth
+as the fill job last counted it."""
 
 import threading
 import time
@@ -8,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tenants.jobs import JobReport
+from tenants.pool import PoolFill
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,17 @@ class JobCounts:
     last_success: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PoolCounts:
+    """The schema pool as this process's fill job saw it: ready schemas at the start of its last
+    run (``found``: what claims left since the run before) and at its end (``depth``); ``built``,
+    schemas it built in all."""
+
+    found: int
+    depth: int
+    built: int
+
+
 class WorkerStats:
     """Thread-safe: each job's thread records here, and a scrape reads from the event loop."""
 
@@ -34,6 +47,7 @@ class WorkerStats:
         # Per workspace, so that a workspace another process was delivering in (skipped as busy)
         # keeps the count this process saw last instead of dropping out of the sum.
         self._backlog: dict[str, Mapping[str, int]] | None = None
+        self._pool: PoolCounts | None = None
 
     def ran(self, job: str, report: JobReport[Any]) -> None:
         failed = len(report.failed)
@@ -63,6 +77,16 @@ class WorkerStats:
                 elif slug in before:
                     after[slug] = before[slug]
             self._backlog = after
+
+    def pool_filled(self, fill: PoolFill) -> None:
+        with self._lock:
+            built = self._pool.built if self._pool is not None else 0
+            self._pool = PoolCounts(fill.found, fill.depth, built + fill.built)
+
+    def pool(self) -> PoolCounts | None:
+        """None until the fill job has run once (or when it does not run here)."""
+        with self._lock:
+            return self._pool
 
     def jobs(self) -> dict[str, JobCounts]:
         with self._lock:

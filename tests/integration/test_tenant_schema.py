@@ -3,7 +3,6 @@ all of it or nothing, refuses bad and taken slugs, and leaves a workspace's role
 another workspace's schema or another workspace's rows in ``public``."""
 
 import random
-import re
 import string
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,89 +24,16 @@ from tenants.provisioning import TENANT_GROUP_ROLE, drop_tenant, provision_tenan
 from tenants.registry import get_by_slug
 from tenants.schema import tenant_head, tenant_script
 from tenants.slugs import role_name, schema_name
+from tests.support.catalog import ASPECTS, DESCRIBED, Snapshot
+from tests.support.catalog import empty_schema as empty_catalog_schema
+from tests.support.catalog import snapshot as catalog_snapshot
 from tests.support.factories import Factory, Workspace, unique_slug
 
 pytestmark = pytest.mark.integration
 
-# One query per aspect of a schema, each row ordered so two schemas compare as lists. Column
-# order is left out on purpose: ADD COLUMN appends, so a migrated table legitimately lists its
-# columns in another order than the model declares them.
-CATALOG: dict[str, str] = {
-    "relations": """
-        SELECT c.relname, c.relkind, c.relpersistence
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = :schema
-         ORDER BY 1""",
-    "columns": """
-        SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-               pg_get_expr(d.adbin, d.adrelid), a.attgenerated, co.collname
-          FROM pg_attribute a
-          JOIN pg_class c ON c.oid = a.attrelid
-          JOIN pg_namespace n ON n.oid = c.relnamespace
-          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-          LEFT JOIN pg_collation co ON co.oid = a.attcollation
-         WHERE n.nspname = :schema AND c.relkind IN ('r', 'p')
-           AND a.attnum > 0 AND NOT a.attisdropped
-         ORDER BY 1, 2""",
-    "constraints": """
-        SELECT c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid),
-               con.condeferrable, con.condeferred, con.convalidated
-          FROM pg_constraint con
-          JOIN pg_class c ON c.oid = con.conrelid
-          JOIN pg_namespace n ON n.oid = con.connamespace
-         WHERE n.nspname = :schema
-         ORDER BY 1, 2""",
-    "indexes": """
-        SELECT ic.relname, pg_get_indexdef(i.indexrelid)
-          FROM pg_index i
-          JOIN pg_class ic ON ic.oid = i.indexrelid
-          JOIN pg_namespace n ON n.oid = ic.relnamespace
-         WHERE n.nspname = :schema
-         ORDER BY 1""",
-    "identities": """
-        SELECT c.relname, a.attname, a.attidentity, format_type(s.seqtypid, NULL), s.seqstart,
-               s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle
-          FROM pg_attribute a
-          JOIN pg_class c ON c.oid = a.attrelid
-          JOIN pg_namespace n ON n.oid = c.relnamespace
-          JOIN pg_depend dep ON dep.refobjid = c.oid AND dep.refobjsubid = a.attnum
-                            AND dep.classid = 'pg_class'::regclass AND dep.deptype = 'i'
-          JOIN pg_sequence s ON s.seqrelid = dep.objid
-         WHERE n.nspname = :schema AND a.attidentity <> ''
-         ORDER BY 1, 2""",
-    # The append-only audit trail rests on these: the workspace role must lose UPDATE and DELETE
-    # on audit_events whichever way the schema was built.
-    "privileges": """
-        SELECT c.relname, array_to_string(ARRAY(SELECT unnest(c.relacl)::text ORDER BY 1), ' ')
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = :schema
-         ORDER BY 1""",
-}
-ASPECTS = tuple(CATALOG)
-
-Snapshot = dict[str, list[tuple[Any, ...]]]
-
-
-def _normalise(value: Any, names: tuple[str, ...]) -> Any:
-    """Catalog text names the schema (index definitions, foreign keys) and the role (ACLs)."""
-    if not isinstance(value, str):
-        return value
-    for name in names:
-        value = re.sub(rf"\b{re.escape(name)}\b", "<tenant>", value)
-    return value
-
 
 def snapshot(engine: Engine, slug: str) -> Snapshot:
-    schema, names = schema_name(slug), (schema_name(slug), role_name(slug))
-    with engine.connect() as conn:
-        shot = {
-            aspect: [
-                tuple(_normalise(value, names) for value in row)
-                for row in conn.execute(text(query), {"schema": schema})
-            ]
-            for aspect, query in CATALOG.items()
-        }
-    return shot
+    return catalog_snapshot(engine, schema_name(slug), role_name(slug))
 
 
 def run(engine: Engine, statement: sql.Composable) -> None:
@@ -135,16 +61,7 @@ def drop(runtime: Runtime, slug: str) -> None:
 
 
 def empty_schema(runtime: Runtime, slug: str) -> None:
-    """Drop every table of a provisioned workspace, leaving its row, role, schema grants and
-    default privileges: the workspace as it stood before any tenant migration."""
-    with runtime.engine.begin() as conn:
-        tables = conn.scalars(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = :s ORDER BY 1"),
-            {"s": schema_name(slug)},
-        ).all()
-        raw: Any = conn.connection.driver_connection
-        names = sql.SQL(", ").join(sql.Identifier(schema_name(slug), t) for t in tables)
-        raw.execute(sql.SQL("DROP TABLE {} CASCADE").format(names))
+    empty_catalog_schema(runtime.engine, schema_name(slug))
 
 
 @dataclass(frozen=True)
@@ -186,7 +103,8 @@ def test_provisioned_schema_equals_the_migrated_one(
     built_both_ways: BuiltBothWays, aspect: str
 ) -> None:
     # Two empty lists would compare equal: the aspect must describe something.
-    assert built_both_ways.provisioned[aspect]
+    if aspect in DESCRIBED:
+        assert built_both_ways.provisioned[aspect]
     assert built_both_ways.provisioned[aspect] == built_both_ways.migrated[aspect]
 
 

@@ -87,6 +87,7 @@ LOCK_NUMBERS = {
     LockKey.DELIVERY: 13,
     LockKey.TENANT_MIGRATION: 14,
     LockKey.MIGRATIONS: 7_311_001,
+    LockKey.SCHEMA_POOL: 7_311_002,
 }
 
 

@@ -1,5 +1,5 @@
-"""The worker's figures for /metrics: failures and the last success, and a backlog that keeps a
-busy workspace's last count rather than dropping it."""
+"""The worker's figures for /metrics: failures and the last success, a backlog that keeps a
+busy workspace's last count rather than dropping it, and the schema pool's depth."""
 
 from datetime import UTC, datetime
 
@@ -8,6 +8,7 @@ import pytest
 from helpdesk.worker.loop import first_delay
 from helpdesk.worker.stats import WorkerStats
 from tenants.jobs import JobReport, WorkspaceOutcome
+from tenants.pool import PoolFill
 
 pytestmark = pytest.mark.unit
 
@@ -59,3 +60,13 @@ def test_the_first_run_waits_a_random_part_of_the_interval_up_to_five_minutes(
     every: float, draw: float, delay: float
 ) -> None:
     assert first_delay(every, lambda: draw) == pytest.approx(delay)
+
+
+def test_the_pool_shows_its_last_run_and_every_schema_built() -> None:
+    stats = WorkerStats({"fill-schema-pool": 10})
+    assert stats.pool() is None
+    stats.pool_filled(PoolFill(built=5, found=0, depth=5))
+    stats.pool_filled(PoolFill(built=2, found=3, depth=5))
+    pool = stats.pool()
+    assert pool is not None
+    assert (pool.found, pool.depth, pool.built) == (3, 5, 7)
